@@ -11,7 +11,8 @@ asked for.
 
 from __future__ import annotations
 
-from .api import backends, configure, dataset, load, reset, runs, save, timeline
+from . import backends
+from .api import configure, dataset, load, reset, runs, save, timeline
 from .window import Measurement, last, measure, track
 
 __version__ = "0.1.0"

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config
-from .backends import BackendStatus, statuses
 from .engine import get_engine, shutdown_engine
 from .recorder import log_files, read_log, recorder
 
@@ -30,11 +29,6 @@ def configure(**settings: Any) -> config.Settings:
     if old.log_dir != new.log_dir or old.instance != new.instance:
         recorder().close()
     return new
-
-
-def backends() -> list[BackendStatus]:
-    """Every known backend: ``name``, ``available``, ``reason`` (why not, and the fix)."""
-    return statuses()
 
 
 def dataset() -> xr.Dataset:

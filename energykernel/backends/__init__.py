@@ -7,6 +7,8 @@ nvidia-ml-py) read hardware counters; ``estimate`` covers what no counter does, 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
 from .base import COMPONENTS, METHODS, Backend, BackendStatus, BackendUnavailable, Device
 
@@ -45,6 +47,19 @@ def statuses() -> list[BackendStatus]:
             result.append(BackendStatus(name, False, f"probe failed: {type(exc).__name__}: {exc}"))
     return result
 
+
+class _BackendsModule(types.ModuleType):
+    """``ek.backends`` is this package, and calling it probes every backend.
+
+    So ``ek.backends()`` lists what can be read here, while ``ek.backends.rapl`` and
+    ``ek.backends.KNOWN_BACKENDS`` stay reachable under the same name.
+    """
+
+    def __call__(self) -> list[BackendStatus]:
+        return statuses()
+
+
+sys.modules[__name__].__class__ = _BackendsModule
 
 __all__ = [
     "COMPONENTS",

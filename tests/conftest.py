@@ -1,0 +1,40 @@
+"""Every test starts from a clean energykernel state, with its own log directory."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_energykernel(tmp_path, monkeypatch):
+    """Fresh settings, engine and in-memory record; logs in a per-test directory."""
+    from energykernel import config
+    from energykernel.engine import shutdown_engine
+    from energykernel.recorder import recorder
+
+    log_dir = tmp_path / "ek-logs"
+    monkeypatch.setenv("ENERGYKERNEL_LOG_DIR", str(log_dir))
+    config.reset_settings()
+    shutdown_engine()
+    recorder().close()
+    recorder().reset()
+    yield log_dir
+    shutdown_engine()
+    recorder().close()
+    recorder().reset()
+    config.reset_settings()
+
+
+@pytest.fixture
+def log_dir(_isolated_energykernel):
+    """The per-test ``ENERGYKERNEL_LOG_DIR``."""
+    return _isolated_energykernel
+
+
+@pytest.fixture
+def estimate_only(monkeypatch):
+    """Measure with the estimate backend alone (what CI machines without counters use)."""
+    from energykernel import config
+
+    monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "estimate")
+    config.reset_settings()

@@ -1,0 +1,144 @@
+"""The Datasets of DESIGN §4: the cube, runs and timeline, and save/load round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import energykernel as ek
+
+
+def _three_runs(manual):
+    for task, cpu, ram in [("train", 5.0, 1.0), ("train", 3.0, 0.5), ("eval", 1.0, 0.25)]:
+        with ek.measure(task, components=["cpu", "ram"]):
+            manual.add("cpu:package-0", cpu)
+            manual.add("ram:dram-0", ram)
+    with ek.measure("train", instance="other", components=["cpu"]):
+        manual.add("cpu:package-0", 2.0)
+
+
+def test_cube_schema_and_sums(manual):
+    _three_runs(manual)
+    ds = ek.dataset()
+    host = ek.runs().instance.values[0]
+    assert ds.energy.dims == ("task", "instance", "component")
+    assert ds.duration.dims == ds.runs.dims == ("task", "instance")
+    assert ds.method.dims == ("task", "instance", "component")
+    assert ds.component.values.tolist() == ["cpu", "gpu", "ram", "storage"]
+    assert ds.energy.dtype == np.float64 and ds.runs.dtype == np.int64
+    assert ds.energy.attrs["units"] == "J" and ds.duration.attrs["units"] == "s"
+    assert ds.energy.sel(task="train", instance=host, component="cpu") == pytest.approx(8.0)
+    assert ds.energy.sel(task="train", instance=host, component="ram") == pytest.approx(1.5)
+    assert ds.energy.sel(task="train", instance="other", component="cpu") == pytest.approx(2.0)
+    assert int(ds.runs.sel(task="train", instance=host)) == 2
+    # not measured → NaN energy and "" method
+    assert np.isnan(ds.energy.sel(task="train", instance="other", component="ram"))
+    assert ds.method.sel(task="train", instance="other", component="ram").item() == ""
+    assert np.isnan(ds.energy.sel(task="eval", instance="other", component="cpu"))
+    assert int(ds.runs.sel(task="eval", instance="other")) == 0
+    assert ds.method.sel(task="eval", instance=host, component="cpu").item() == "rapl"
+
+
+def test_runs_schema(manual):
+    _three_runs(manual)
+    r = ek.runs()
+    assert r.sizes["run"] == 4
+    for coord in ("task", "instance", "start", "status"):
+        assert r[coord].dims == ("run",)
+    assert r.energy.dims == ("run", "component") and r.method.dims == ("run", "component")
+    assert r.duration.dims == ("run",) and r.device_energy.dims == ("run", "device")
+    assert r.energy.attrs["units"] == "J" and r.device_energy.attrs["units"] == "J"
+    assert np.issubdtype(r.start.dtype, np.datetime64)
+    assert r.energy.sel(component="cpu").values.tolist() == pytest.approx([5, 3, 1, 2])
+    assert "cpu:package-0" in r.device.values.tolist()
+
+
+def test_mixed_methods_are_named(manual, monkeypatch):
+    from energykernel import config
+
+    with ek.measure("t", components=["cpu"]):
+        manual.add("cpu:package-0", 1.0)
+    monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "estimate")
+    config.reset_settings()
+    from energykernel.engine import shutdown_engine
+
+    shutdown_engine()
+    with ek.measure("t", components=["cpu"]):
+        pass
+    host = ek.runs().instance.values[0]
+    assert ek.dataset().method.sel(task="t", instance=host, component="cpu").item() == (
+        "estimate+rapl"
+    )
+
+
+def test_empty_record_gives_empty_cube():
+    ds = ek.dataset()
+    assert ds.sizes["task"] == 0 and ds.sizes["component"] == 4
+    assert ek.runs().sizes["run"] == 0
+
+
+def test_save_load_round_trip(manual, tmp_path):
+    _three_runs(manual)
+    before = ek.dataset()
+    runs_before = ek.runs()
+    path = ek.save(tmp_path / "energy.nc")
+    assert path.exists()
+    ek.reset()
+    assert ek.runs().sizes["run"] == 0
+    after = ek.load(path)
+    assert after.task.values.tolist() == before.task.values.tolist()
+    np.testing.assert_allclose(after.energy.values, before.energy.values)
+    assert (after.method.values == before.method.values).all()
+    runs_after = ek.runs()
+    assert runs_after.run_id.values.tolist() == runs_before.run_id.values.tolist()
+    assert (runs_after.start.values == runs_before.start.values).all()
+    np.testing.assert_allclose(runs_after.device_energy.values, runs_before.device_energy.values)
+    # loading again adds nothing: each run once
+    ek.load(path)
+    assert ek.runs().sizes["run"] == 4
+
+
+def test_save_rejects_bad_paths_without_leaving_files(manual, tmp_path):
+    _three_runs(manual)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ek.save(tmp_path / "missing-dir" / "x.nc")
+    with pytest.raises(ValueError, match=r"\.nc"):
+        ek.save(tmp_path / "x.csv")
+    assert list(tmp_path.iterdir()) == [tmp_path / "ek-logs"]
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.nc"):
+        ek.load(tmp_path / "nope.nc")
+    bogus = tmp_path / "bogus.nc"
+    bogus.write_text("not netcdf")
+    with pytest.raises(ValueError, match=r"bogus\.nc"):
+        ek.load(bogus)
+    empty = tmp_path / "empty-dir"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no energykernel logs"):
+        ek.load(empty)
+
+
+def test_timeline_labels_samples_with_tasks(estimate_only, tmp_path):
+    import time
+
+    ek.configure(sample_interval_s=0.02)
+    with ek.measure("sampled"):
+        deadline = time.time() + 0.3
+        while time.time() < deadline:
+            pass
+    time.sleep(0.05)
+    tl = ek.timeline()
+    assert tl.power.dims == ("time", "component")
+    assert tl.power.attrs["units"] == "W"
+    assert "sampled" in tl.task.values.tolist()
+    cpu = tl.power.sel(component="cpu").values
+    assert (cpu[np.isfinite(cpu)] >= 0).all()
+    assert np.isfinite(cpu).any()
+    # the timeline travels with save/load's file
+    path = ek.save(tmp_path / "t.nc")
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="h5netcdf") as saved:
+        assert "power" in saved and "sampled" in saved.time_task.values.tolist()

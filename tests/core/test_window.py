@@ -1,0 +1,186 @@
+"""measure(), track(), last() and Measurement, through the real engine and recorder."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+from datetime import timezone
+
+import pytest
+
+import energykernel as ek
+
+
+def test_window_energy_is_counter_difference(manual):
+    with ek.measure("train") as m:
+        manual.add("cpu:package-0", 5.0)
+        manual.add("cpu:package-1", 1.5)
+        manual.add("ram:dram-0", 2.0)
+        manual.add("cpu:psys", 10.0)
+    r = m.result
+    assert r.energy_j["cpu"] == pytest.approx(6.5)
+    assert r.energy_j["ram"] == pytest.approx(2.0)
+    assert r.method["cpu"] == r.method["ram"] == "rapl"
+    assert r.method["storage"] == "estimate"  # no counter covers storage here
+    assert "gpu" not in r.energy_j
+    # psys is kept as detail but never added to cpu (psys ⊇ package)
+    assert r.device_energy_j["cpu:psys"] == pytest.approx(10.0)
+    assert r.total_j == pytest.approx(sum(r.energy_j.values()))
+    assert r.status == "ok" and r.task == "train"
+
+
+def test_measurement_attributes(manual):
+    with ek.measure("t", instance="node-7") as m:
+        pass
+    r = m.result
+    assert r is ek.last()
+    assert r.instance == "node-7"
+    assert r.start.tzinfo is timezone.utc and r.end.tzinfo is timezone.utc
+    assert r.end >= r.start
+    assert isinstance(r.duration_s, float) and r.duration_s >= 0
+    assert math.isclose((r.end - r.start).total_seconds(), r.duration_s, abs_tol=1e-5)
+    assert set(r.method) == set(r.energy_j)
+    assert "node-7" in repr(r)
+
+
+def test_default_instance_is_host_or_env(manual, monkeypatch):
+    import socket
+
+    with ek.measure("a") as m:
+        pass
+    assert m.result.instance == socket.gethostname()
+    monkeypatch.setenv("ENERGYKERNEL_INSTANCE", "gpu-box")
+    ek.configure()  # settings are re-read only on reset; configure keeps them
+    from energykernel import config
+
+    config.reset_settings()
+    with ek.measure("a") as m:
+        pass
+    assert m.result.instance == "gpu-box"
+
+
+def test_components_subset(manual):
+    with ek.measure("x", components="cpu") as m:
+        manual.add("cpu:package-0", 1.0)
+        manual.add("ram:dram-0", 1.0)
+    assert m.result.energy_j == {"cpu": pytest.approx(1.0)}
+    with pytest.raises(ValueError, match="'disk'"):
+        ek.measure("x", components=["cpu", "disk"])
+
+
+@pytest.mark.parametrize("bad", [{"scope": "node"}, {"task": ""}, {"instance": ""}])
+def test_bad_arguments_name_the_parameter(bad):
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=name):
+        ek.measure(**{"task": "t", **bad})
+
+
+def test_error_is_recorded_and_propagates_unchanged(manual):
+    err = ValueError("boom")
+    with pytest.raises(ValueError) as info, ek.measure("fails"):
+        manual.add("cpu:package-0", 3.0)
+        raise err
+    assert info.value is err
+    r = ek.last()
+    assert r.status == "error" and r.error == "ValueError: boom"
+    assert r.energy_j["cpu"] == pytest.approx(3.0)
+
+
+def test_keyboard_interrupt_is_interrupted(manual):
+    with pytest.raises(KeyboardInterrupt), ek.measure("stopped"):
+        raise KeyboardInterrupt
+    assert ek.last().status == "interrupted"
+    assert ek.runs().status.values.tolist() == ["interrupted"]
+
+
+def test_nested_windows_each_recorded_once(manual):
+    with ek.measure("outer") as outer:
+        manual.add("cpu:package-0", 1.0)
+        with ek.measure("inner") as inner:
+            manual.add("cpu:package-0", 2.0)
+        manual.add("cpu:package-0", 4.0)
+    assert inner.result.energy_j["cpu"] == pytest.approx(2.0)
+    assert outer.result.energy_j["cpu"] == pytest.approx(7.0)
+    assert sorted(ek.runs().task.values.tolist()) == ["inner", "outer"]
+
+
+def test_threads_record_every_run_once(manual, log_dir):
+    def work(k):
+        for _ in range(25):
+            with ek.measure(f"thread-{k}"):
+                manual.add("cpu:package-0", 0.0)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    runs = ek.runs()
+    assert runs.sizes["run"] == 200
+    assert len(set(runs.run_id.values.tolist())) == 200
+    lines = [json.loads(x) for f in log_dir.glob("*.jsonl") for x in f.read_text().splitlines()]
+    assert sum(1 for x in lines if x["kind"] == "run") == 200
+    assert (ek.dataset().runs.sel(instance=runs.instance.values[0]).values == 25).all()
+
+
+def test_start_stop_explicit(manual):
+    w = ek.measure("manual-window").start()
+    manual.add("ram:dram-0", 0.5)
+    m = w.stop()
+    assert m.energy_j["ram"] == pytest.approx(0.5)
+    with pytest.raises(RuntimeError, match="not started"):
+        w.stop()
+
+
+def test_track_bare_named_and_options(manual):
+    @ek.track
+    def prepare(x):
+        """Doc."""
+        manual.add("cpu:package-0", 1.0)
+        return x * 2
+
+    @ek.track("fit", components=["cpu"])
+    def fit():
+        return "done"
+
+    assert prepare(21) == 42 and fit() == "done"
+    assert prepare.__doc__ == "Doc." and prepare.__name__ == "prepare"
+    tasks = ek.runs().task.values.tolist()
+    assert tasks == ["test_track_bare_named_and_options.<locals>.prepare", "fit"]
+    assert ek.last().energy_j.keys() == {"cpu"}
+
+
+def test_track_coroutine_and_generator(manual):
+    @ek.track("async-step")
+    async def step():
+        await asyncio.sleep(0)
+        manual.add("cpu:package-0", 2.0)
+        return 7
+
+    @ek.track("stream")
+    def stream(n):
+        for i in range(n):
+            manual.add("cpu:package-0", 1.0)
+            yield i
+
+    assert asyncio.run(step()) == 7
+    assert ek.last().task == "async-step" and ek.last().energy_j["cpu"] == pytest.approx(2.0)
+    assert list(stream(3)) == [0, 1, 2]
+    assert ek.last().task == "stream" and ek.last().energy_j["cpu"] == pytest.approx(3.0)
+
+
+def test_track_rejects_non_name():
+    with pytest.raises(TypeError, match="task name"):
+        ek.track(3)
+
+
+def test_process_scope_scales_cpu_and_ram(estimate_only):
+    with ek.measure("busy", scope="process") as m:
+        sum(i * i for i in range(2_000_000))
+    r = m.result
+    share = ek.runs().cpu_share.values[0]
+    assert 0.0 <= share <= 1.0
+    assert r.energy_j["cpu"] == pytest.approx(r.device_energy_j["cpu:estimate"] * share)
+    assert r.energy_j["ram"] == pytest.approx(r.device_energy_j["ram:estimate"] * share)

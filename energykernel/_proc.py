@@ -1,15 +1,33 @@
-"""Cheap readers of the kernel's own accounting (Linux ``/proc``, psutil elsewhere).
+"""Cheap readers of the kernel's own accounting (Linux ``/proc`` and ``/sys``).
 
-These sit on the hot path of every measured block, so they read the files directly.
+These sit on the hot path of every measured block, so files are opened once and re-read
+with ``os.pread`` (procfs and sysfs regenerate their content on a read at offset 0).
+psutil answers where those files do not exist.
 """
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 import time
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_fds: dict[str, int | None] = {}
+_fds_lock = threading.Lock()
+
+
+def _fd(path: str) -> int | None:
+    """A read-only descriptor kept open for the process's life, or None if unreadable."""
+    fd = _fds.get(path, -1)
+    if fd != -1:
+        return fd
+    with _fds_lock:
+        if path not in _fds:
+            try:
+                _fds[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                _fds[path] = None
+        return _fds[path]
 
 
 def machine_cpu_busy_s() -> float:
@@ -18,16 +36,14 @@ def machine_cpu_busy_s() -> float:
     Busy = user + nice + system + irq + softirq + steal (idle and iowait excluded;
     guest time is already inside user). Resolution: one clock tick (usually 10 ms).
     """
-    try:
-        with open("/proc/stat", "rb") as f:
-            first = f.readline()
-    except OSError:
+    fd = _fd("/proc/stat")
+    if fd is None:
         import psutil
 
         t = psutil.cpu_times()
         return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
-    parts = first.split()
-    ticks = [int(x) for x in parts[1:9]]  # user nice system idle iowait irq softirq steal
+    first = os.pread(fd, 256, 0).split(b"\n", 1)[0]
+    ticks = [int(x) for x in first.split()[1:9]]  # user nice system idle iowait irq softirq steal
     busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
     return busy / _CLK_TCK
 
@@ -45,38 +61,49 @@ def memory_used_bytes() -> int:
     return int(vm.total - vm.available)
 
 
-def disk_io_bytes() -> int | None:
-    """Bytes read + written by every block device since boot, or None if not readable.
+_VIRTUAL_PREFIXES = ("loop", "ram", "dm-", "md", "zram", "sr", "nbd")
 
-    Partitions and virtual devices (loop, ram, dm-, md) are skipped so no byte is counted
-    twice. Sector counts in /proc/diskstats are always in 512-byte units.
-    """
+
+def block_devices() -> list[str]:
+    """Whole physical block devices (``/sys/block`` minus loop, ram, zram, dm, md)."""
     try:
-        with open("/proc/diskstats", "rb") as f:
-            lines = f.readlines()
+        names = os.listdir("/sys/block")
     except OSError:
-        try:
-            import psutil
+        return []
+    return sorted(n for n in names if not n.startswith(_VIRTUAL_PREFIXES))
 
-            c = psutil.disk_io_counters()
-        except Exception:
-            return None
-        return None if c is None else int(c.read_bytes + c.write_bytes)
+
+def disk_io_bytes(devices: list[str] | None = None) -> int | None:
+    """Bytes read + written by whole block devices since boot, or None if not readable.
+
+    Reads ``/sys/block/<dev>/stat`` (sector counts are always 512-byte units); partitions
+    and virtual devices are not counted, so no byte is counted twice.
+    """
+    devices = block_devices() if devices is None else devices
     total = 0
-    for line in lines:
-        parts = line.split()
-        if len(parts) < 10:
+    found = False
+    for dev in devices:
+        fd = _fd(f"/sys/block/{dev}/stat")
+        if fd is None:
             continue
-        name = parts[2].decode()
-        if _is_partition_or_virtual(name):
-            continue
-        total += (int(parts[5]) + int(parts[9])) * 512
-    return total
+        fields = os.pread(fd, 256, 0).split()
+        total += (int(fields[2]) + int(fields[6])) * 512
+        found = True
+    if found:
+        return total
+    try:
+        import psutil
+
+        counters = psutil.disk_io_counters()
+    except Exception:
+        return None
+    return None if counters is None else int(counters.read_bytes + counters.write_bytes)
 
 
-@functools.lru_cache(maxsize=256)
-def _is_partition_or_virtual(name: str) -> bool:
-    """Whether a /proc/diskstats entry would double-count (partition) or is not a disk."""
-    if name.startswith(("loop", "ram", "dm-", "md", "zram", "sr")):
-        return True
-    return os.path.exists(f"/sys/class/block/{name}/partition")
+def _after_fork_in_child() -> None:
+    global _fds_lock
+    _fds_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -66,7 +66,8 @@ class EstimateBackend(Backend):
                 "ram:estimate", "ram", {"watts_per_gb": C.RAM_WATTS_PER_GB, "source": C.RAM_SOURCE}
             ),
         }
-        io = _proc.disk_io_bytes()
+        self._disks = _proc.block_devices()
+        io = _proc.disk_io_bytes(self._disks)
         if io is not None:
             self.devices["storage:estimate"] = Device(
                 "storage:estimate", "storage",
@@ -94,7 +95,7 @@ class EstimateBackend(Backend):
                 self._ram_checked = now
             out["ram:estimate"] = self._ram_j
         if "storage" in self.enabled and "storage:estimate" in self.devices:
-            io = _proc.disk_io_bytes()
+            io = _proc.disk_io_bytes(self._disks)
             if io is not None:
                 out["storage:estimate"] = max(0, io - self._io0) * C.STORAGE_J_PER_BYTE
         return dict(out)

@@ -1,0 +1,216 @@
+"""Measurement core: overhead of an empty measured block, Dataset build time, memory per run.
+
+Run: ``.venv/bin/python benchmarks/bench_core.py [--compare]``. ``--compare`` also times
+CodeCarbon's task API and pyJoules in a throwaway virtual environment (needs PyPI).
+Prints figures and ratios; nothing here asserts a wall-clock limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("ENERGYKERNEL_LOG_DIR", tempfile.mkdtemp(prefix="ek-bench-"))
+
+
+def per_call_s(fn, n: int, repeat: int = 5) -> float:
+    """Best-of-``repeat`` mean time of one call of ``fn`` over ``n`` calls."""
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - t) / n)
+    return best
+
+
+def read_proc_self_stat() -> None:
+    with open("/proc/self/stat", "rb") as f:
+        f.read()
+
+
+def bench_empty_block(backends: str, powercap_root: str | None = None) -> float:
+    import energykernel as ek
+    from energykernel import config
+    from energykernel.engine import shutdown_engine
+
+    os.environ["ENERGYKERNEL_BACKENDS"] = backends
+    if powercap_root:
+        os.environ["ENERGYKERNEL_POWERCAP_ROOT"] = powercap_root
+    config.reset_settings()
+    shutdown_engine()
+
+    def block():
+        with ek.measure("empty"):
+            pass
+
+    block()
+    cost = per_call_s(block, 2000)
+    ek.reset()
+    return cost
+
+
+def fake_powercap_root() -> str | None:
+    """A fake powercap tree (tests/fakes) so the rapl path is timed where RAPL is absent."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    try:
+        from fakes.powercap import FakePowercap  # type: ignore[import-not-found]
+    except Exception:
+        return None
+    root = Path(tempfile.mkdtemp(prefix="ek-powercap-"))
+    try:
+        fake = FakePowercap(root)
+    except TypeError:
+        return None
+    return str(getattr(fake, "root", root))
+
+
+def synthetic_records(n: int, tasks: int = 100, instances: int = 4) -> list[dict]:
+    now = time.time()
+    return [
+        {
+            "id": uuid.uuid4().hex, "task": f"task-{k % tasks}", "instance": f"host-{k % instances}",
+            "start_s": now + k, "end_s": now + k + 0.5, "duration_s": 0.5,
+            "energy_j": {"cpu": 1.0, "ram": 0.25, "storage": 0.01},
+            "method": {"cpu": "rapl", "ram": "rapl", "storage": "estimate"},
+            "device_energy_j": {"cpu:package-0": 1.0, "ram:dram-0": 0.25},
+            "status": "ok", "scope": "machine",
+        }
+        for k in range(n)
+    ]
+
+
+def bench_dataset(n: int = 100_000) -> tuple[float, float]:
+    from energykernel import schema
+
+    records = synthetic_records(n)
+    schema.cube(records[:10])  # import xarray outside the timing
+    t = time.perf_counter()
+    schema.cube(records)
+    cube_s = time.perf_counter() - t
+    t = time.perf_counter()
+    schema.runs(records)
+    runs_s = time.perf_counter() - t
+    return cube_s, runs_s
+
+
+def bench_memory_per_run(n: int = 10_000) -> float:
+    import energykernel as ek
+    from energykernel import config
+    from energykernel.engine import shutdown_engine
+
+    os.environ["ENERGYKERNEL_BACKENDS"] = "estimate"
+    config.reset_settings()
+    shutdown_engine()
+    with ek.measure("warm"):
+        pass
+    ek.reset()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for _ in range(n):
+        with ek.measure("m"):
+            pass
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    ek.reset()
+    return (after - before) / n
+
+
+COMPARE_SCRIPT = r'''
+import time, tempfile, statistics, json, os
+def per_call(fn, n, repeat=5):
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best = min(best, (time.perf_counter() - t) / n)
+    return best
+out = {}
+try:
+    import logging
+    logging.disable(logging.CRITICAL)
+    from codecarbon import OfflineEmissionsTracker
+    tracker = OfflineEmissionsTracker(country_iso_code="FRA", output_dir=tempfile.mkdtemp(),
+                                      save_to_file=False, log_level="error")
+    tracker.start()
+    def cc():
+        tracker.start_task("empty")
+        tracker.stop_task()
+    cc()
+    out["codecarbon"] = per_call(cc, 50, repeat=3)
+    tracker.stop()
+except Exception as exc:
+    out["codecarbon_error"] = f"{type(exc).__name__}: {exc}"[:300]
+try:
+    from pyJoules.energy_meter import EnergyContext
+    def pj():
+        with EnergyContext(start_tag="empty"):
+            pass
+    pj()
+    out["pyjoules"] = per_call(pj, 200)
+except Exception as exc:
+    out["pyjoules_error"] = f"{type(exc).__name__}: {exc}"[:300]
+print(json.dumps(out))
+'''
+
+
+def bench_competitors() -> dict:
+    """Time CodeCarbon's task API and pyJoules' context in a throwaway venv."""
+    import json
+
+    env_dir = Path(tempfile.mkdtemp(prefix="ek-compare-"))
+    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True)
+    py = env_dir / "bin" / "python"
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "codecarbon", "pyJoules"],
+                   check=True)
+    res = subprocess.run([str(py), "-c", COMPARE_SCRIPT], capture_output=True, text=True,
+                         timeout=900)
+    lines = [x for x in res.stdout.splitlines() if x.startswith("{")]
+    if not lines:
+        return {"error": res.stderr[-500:]}
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--compare", action="store_true", help="also time CodeCarbon and pyJoules")
+    args = parser.parse_args()
+
+    stat_s = per_call_s(read_proc_self_stat, 20_000)
+    print(f"one read of /proc/self/stat        : {stat_s * 1e6:8.2f} µs")
+    est_s = bench_empty_block("estimate")
+    print(f"empty block, estimate backend      : {est_s * 1e6:8.2f} µs "
+          f"= {est_s / stat_s:5.1f} × /proc/self/stat (budget 25×, target ≤ 100 µs)")
+    root = fake_powercap_root()
+    if root:
+        rapl_s = bench_empty_block("rapl,estimate", root)
+        print(f"empty block, rapl (fake tree) + est: {rapl_s * 1e6:8.2f} µs "
+              f"= {rapl_s / stat_s:5.1f} × /proc/self/stat")
+    cube_s, runs_s = bench_dataset()
+    print(f"100,000 runs → ek.dataset() cube   : {cube_s:8.3f} s (budget < 1 s)")
+    print(f"100,000 runs → ek.runs()           : {runs_s:8.3f} s")
+    mem = bench_memory_per_run()
+    print(f"memory per recorded run            : {mem:8.0f} bytes")
+    if args.compare:
+        other = bench_competitors()
+        for name in ("codecarbon", "pyjoules"):
+            if name in other:
+                print(f"{name:<10} empty task            : {other[name] * 1e6:10.1f} µs "
+                      f"= {other[name] / est_s:7.1f} × energykernel")
+            else:
+                print(f"{name:<10} unavailable here      : {other.get(name + '_error', other)}")
+    print(f"(median of nothing asserted; Python {sys.version.split()[0]}, "
+          f"{os.cpu_count()} CPUs, {statistics.__name__} ok)")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,18 +5,16 @@ expose each RAPL domain as a powercap *zone* ``intel-rapl:N`` with subzones
 ``intel-rapl:N:M``; recent Intel client parts add ``intel-rapl-mmio:N``. A zone is
 identified by its ``name`` file, not its number.
 
-Device naming (``<component>:<zone name>[-<package>]``):
+Device naming, ``<cpu|ram>:<zone name>[-<package>]`` (component in brackets):
 
-=========================  ==================  =========  ================================
-zone ``name``              device              component  note
-=========================  ==================  =========  ================================
-``package-0``              ``cpu:package-0``   cpu        ``package-0-die-1`` likewise
-``dram`` under package 0   ``ram:dram-0``      ram
-``core`` under package 0   ``cpu:core-0``      —          inside package-0
-``uncore`` under pkg 0     ``cpu:uncore-0``    —          inside package-0 (client iGPU)
-``psys``                   ``cpu:psys``        —          whole SoC, contains the packages
-mmio ``package-0``         ``cpu:package-0-mmio``  —      duplicate of the MSR package-0
-=========================  ==================  =========  ================================
+- ``package-0``            → ``cpu:package-0``  [cpu]   (``package-0-die-1`` likewise)
+- ``dram`` under package 0 → ``ram:dram-0``     [ram]
+- ``core`` under package 0 → ``cpu:core-0``     [detail] inside package-0
+- ``uncore`` under pkg 0   → ``cpu:uncore-0``   [detail] inside package-0 (client iGPU)
+- ``psys`` (top level)     → ``cpu:psys``       [detail] whole SoC, contains the packages
+- ``intel-rapl-mmio:0`` named ``package-0`` while ``intel-rapl`` has one too
+                           → ``cpu:package-0-mmio`` [detail] same domain read via MMIO
+- a name already taken gets ``-<zone id>`` appended.
 
 So ``cpu`` is the sum of the ``package-*`` zones and ``ram`` the sum of the ``dram``
 zones; nested domains (psys ⊇ package ⊇ core/uncore) are per-device detail only and

@@ -24,6 +24,11 @@ NETCDF_ENGINE = "h5netcdf"
 SCHEMA_VERSION = 1
 
 
+def _register_accessor() -> None:
+    """Make ``ds.ek`` available on every Dataset built here."""
+    from . import accessor  # noqa: F401
+
+
 def _index(values: Iterable[str]) -> tuple[list[str], dict[str, int]]:
     order: dict[str, int] = {}
     for v in values:
@@ -35,6 +40,8 @@ def _index(values: Iterable[str]) -> tuple[list[str], dict[str, int]]:
 def cube(records: Sequence[Record]) -> xr.Dataset:
     """The task × instance × component cube: energy (J) and runs summed per cell."""
     import xarray as xr
+
+    _register_accessor()
 
     tasks, task_ix = _index(r["task"] for r in records)
     instances, inst_ix = _index(r["instance"] for r in records)
@@ -84,6 +91,8 @@ def cube(records: Sequence[Record]) -> xr.Dataset:
 def runs(records: Sequence[Record]) -> xr.Dataset:
     """One entry per run: energy/method per component, duration, per-device detail."""
     import xarray as xr
+
+    _register_accessor()
 
     n = len(records)
     devices, dev_ix = _index(d for r in records for d in r["device_energy_j"])
@@ -136,6 +145,8 @@ def runs(records: Sequence[Record]) -> xr.Dataset:
 def timeline(samples: Sequence, instance: str) -> xr.Dataset:
     """Sampled power over time: ``power (time, component)`` in W, a task label per time."""
     import xarray as xr
+
+    _register_accessor()
 
     n = len(samples)
     power = np.full((n, len(COMPONENTS)), np.nan)

@@ -142,3 +142,17 @@ def test_timeline_labels_samples_with_tasks(estimate_only, tmp_path):
 
     with xr.open_dataset(path, engine="h5netcdf") as saved:
         assert "power" in saved and "sampled" in saved.time_task.values.tolist()
+
+
+def test_accessor_summary_on_cube_and_runs(manual):
+    _three_runs(manual)
+    table = ek.dataset().ek.summary()
+    assert list(table.index) == ["train", "eval"]  # largest total first
+    assert table.loc["train", "cpu_j"] == pytest.approx(10.0)
+    assert table.loc["train", "total_j"] == pytest.approx(11.5)
+    assert table.loc["train", "runs"] == 3
+    assert "cpu:rapl" in table.loc["train", "method"]
+    by_instance = ek.runs().ek.summary(by="instance")
+    assert by_instance.loc["other", "cpu_j"] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="by='component'"):
+        ek.dataset().ek.summary(by="component")

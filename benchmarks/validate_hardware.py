@@ -13,6 +13,7 @@ every 100 ms. Prints a Markdown table for docs/validation.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import shutil
 import subprocess
@@ -62,10 +63,8 @@ def mean_of_column(text: str, column: str) -> float | None:
             header = parts
             continue
         if header and len(parts) == len(header):
-            try:
+            with contextlib.suppress(ValueError):
                 values.append(float(parts[header.index(column)]))
-            except ValueError:
-                pass
     return sum(values) / len(values) if values else None
 
 

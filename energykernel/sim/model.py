@@ -1,0 +1,281 @@
+"""The simulation model of DESIGN §5: resources, instances, tasks, workflows, environments.
+
+Every constructor validates its arguments and raises :class:`SimulationInputError` (a
+``ValueError``) naming the offending field, so a bad entry never reaches the scheduler.
+Energy model: task *t* on instance *i* runs ``duration_s / speed_i`` seconds and uses, per
+component *c*, ``runtime × demand_c × cost_ic × pue_i`` joules; ``idle_power_w × pue_i``
+is charged for the makespan on every instance that ran at least one task.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from ..backends.base import COMPONENTS
+
+if TYPE_CHECKING:
+    from .result import SimulationResult
+
+MODES: tuple[str, ...] = ("monitor", "optimize", "optimal")
+OBJECTIVES: tuple[str, ...] = ("auto", "energy", "carbon")
+
+
+class SimulationInputError(ValueError):
+    """Bad simulation input: a file, an entry, a field, or a task that fits nowhere."""
+
+
+class UnschedulableError(SimulationInputError):
+    """A task fits no instance, or no schedule meets the requested deadline."""
+
+
+def _number(value: Any, what: str, *, minimum: float = 0.0, strict: bool = False) -> float:
+    """``value`` as a finite float ≥ ``minimum`` (> if ``strict``), else a named error."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        try:
+            import numpy as np
+
+            if not isinstance(value, np.number) or isinstance(value, np.complexfloating):
+                raise TypeError
+        except TypeError:
+            raise SimulationInputError(
+                f"{what}: must be a number, got {value!r} ({type(value).__name__})") from None
+    x = float(value)
+    if not math.isfinite(x):
+        raise SimulationInputError(f"{what}: must be finite, got {value!r}")
+    if x < minimum or (strict and x == minimum):
+        rel = ">" if strict else "≥"
+        raise SimulationInputError(f"{what}: must be {rel} {minimum:g}, got {value!r}")
+    return x
+
+
+def _name(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SimulationInputError(f"{what}: must be a non-empty string, got {value!r}")
+    return value
+
+
+def _component(comp: Any, what: str) -> str:
+    if comp not in COMPONENTS:
+        raise SimulationInputError(
+            f"{what}: unknown component {comp!r}; known: {', '.join(COMPONENTS)}")
+    return comp
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One component of an instance: ``capacity`` units (cores, GPUs, GB, MB/s) and
+    ``cost`` in W per unit in use."""
+
+    capacity: float
+    cost: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "capacity", _number(self.capacity, "capacity"))
+        object.__setattr__(self, "cost", _number(self.cost, "cost"))
+
+    def to_dict(self) -> dict[str, float]:
+        return {"capacity": self.capacity, "cost": self.cost}
+
+
+@dataclass(frozen=True)
+class ComputeInstance:
+    """A machine: per-component resources, relative ``speed``, idle power (W), PUE and an
+    optional grid carbon intensity (gCO2e/kWh)."""
+
+    name: str
+    resources: Mapping[str, Resource] = field(default_factory=dict)
+    speed: float = 1.0
+    idle_power_w: float = 0.0
+    pue: float = 1.0
+    intensity_g_per_kwh: float | None = None
+
+    def __post_init__(self) -> None:
+        _name(self.name, "name")
+        if not isinstance(self.resources, Mapping):
+            raise SimulationInputError(
+                f"resources: must be a mapping component → Resource, got {self.resources!r}")
+        res: dict[str, Resource] = {}
+        for comp in COMPONENTS:  # canonical order
+            if comp in self.resources:
+                res[comp] = self._resource(comp, self.resources[comp])
+        for comp in self.resources:
+            _component(comp, f"resources.{comp}")
+        object.__setattr__(self, "resources", res)
+        object.__setattr__(self, "speed", _number(self.speed, "speed", strict=True))
+        object.__setattr__(self, "idle_power_w", _number(self.idle_power_w, "idle_power_w"))
+        object.__setattr__(self, "pue", _number(self.pue, "pue", minimum=1.0))
+        if self.intensity_g_per_kwh is not None:
+            object.__setattr__(self, "intensity_g_per_kwh",
+                               _number(self.intensity_g_per_kwh, "intensity_g_per_kwh"))
+
+    @staticmethod
+    def _resource(comp: str, value: Any) -> Resource:
+        if isinstance(value, Resource):
+            return value
+        if isinstance(value, Mapping):
+            for key in value:
+                if key not in ("capacity", "cost"):
+                    raise SimulationInputError(
+                        f"resources.{comp}.{key}: unknown field (expected capacity, cost)")
+            for key in ("capacity", "cost"):
+                if key not in value:
+                    raise SimulationInputError(f"resources.{comp}.{key}: missing")
+            try:
+                return Resource(value["capacity"], value["cost"])
+            except SimulationInputError as exc:
+                raise SimulationInputError(f"resources.{comp}.{exc}") from None
+        raise SimulationInputError(
+            f"resources.{comp}: must be a Resource or {{capacity, cost}}, got {value!r}")
+
+    def with_changes(self, **changes: Any) -> ComputeInstance:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "speed": self.speed, "idle_power_w": self.idle_power_w,
+                "pue": self.pue, "intensity_g_per_kwh": self.intensity_g_per_kwh,
+                "resources": {c: r.to_dict() for c, r in self.resources.items()}}
+
+
+@dataclass(frozen=True, eq=True)
+class Task:
+    """A unit of work: ``duration_s`` seconds at speed 1, holding ``demand`` units of each
+    component while it runs (zero demands are dropped)."""
+
+    name: str
+    duration_s: float
+    demand: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _name(self.name, "name")
+        object.__setattr__(self, "duration_s", _number(self.duration_s, "duration_s"))
+        if not isinstance(self.demand, Mapping):
+            raise SimulationInputError(
+                f"demand: must be a mapping component → units, got {self.demand!r}")
+        for comp in self.demand:
+            _component(comp, f"demand.{comp}")
+        dem = {c: _number(self.demand[c], f"demand.{c}") for c in COMPONENTS if c in self.demand}
+        object.__setattr__(self, "demand", {c: v for c, v in dem.items() if v > 0})
+
+    def __hash__(self) -> int:  # demand is a dict; equal tasks share name and duration
+        return hash((self.name, self.duration_s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "duration_s": self.duration_s, "demand": dict(self.demand)}
+
+
+class Workflow:
+    """An ordered list of tasks (a task may appear several times)."""
+
+    def __init__(self, tasks: Iterable[Task] = (), name: str = "workflow") -> None:
+        self.name = name
+        self.tasks: list[Task] = list(tasks)
+        for k, t in enumerate(self.tasks):
+            if not isinstance(t, Task):
+                raise SimulationInputError(f"workflow[{k}]: must be a Task, got {t!r}")
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> Workflow:
+        """Tasks from a tasks JSON file (``{"tasks": [...]}``), in file order."""
+        from .jsonio import load_tasks
+
+        return cls(load_tasks(path), name=os.path.basename(str(path)))
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        """Write the distinct tasks (first occurrence order) as a tasks JSON file."""
+        from .jsonio import save_tasks
+
+        seen: dict[str, Task] = {}
+        for t in self.tasks:
+            seen.setdefault(t.name, t)
+        save_tasks(list(seen.values()), path)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.tasks)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    def __getitem__(self, k: int) -> Task:
+        return self.tasks[k]
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name!r}: {len(self.tasks)} tasks>"
+
+
+class ComputeEnvironment:
+    """A set of compute instances (names unique), in the order ``monitor`` tries them."""
+
+    def __init__(self, instances: Iterable[ComputeInstance]) -> None:
+        self.instances: list[ComputeInstance] = list(instances)
+        seen: set[str] = set()
+        for k, inst in enumerate(self.instances):
+            if not isinstance(inst, ComputeInstance):
+                raise SimulationInputError(
+                    f"instances[{k}]: must be a ComputeInstance, got {inst!r}")
+            if inst.name in seen:
+                raise SimulationInputError(
+                    f"instances[{k}] ({inst.name!r}): field 'name': duplicate instance name")
+            seen.add(inst.name)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> ComputeEnvironment:
+        """Instances from a JSON file (``{"instances": [...]}``, DESIGN §5)."""
+        from .jsonio import load_instances
+
+        return cls(load_instances(path))
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        from .jsonio import save_instances
+
+        save_instances(self.instances, path)
+
+    def __iter__(self) -> Iterator[ComputeInstance]:
+        return iter(self.instances)
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    def __getitem__(self, key: int | str) -> ComputeInstance:
+        if isinstance(key, str):
+            for inst in self.instances:
+                if inst.name == key:
+                    return inst
+            raise KeyError(key)
+        return self.instances[key]
+
+    def __repr__(self) -> str:
+        return f"<ComputeEnvironment: {', '.join(i.name for i in self.instances)}>"
+
+    def replace_instance(self, name: str, **changes: Any) -> ComputeEnvironment:
+        """A new environment where instance ``name`` has some fields changed."""
+        return ComputeEnvironment(
+            i.with_changes(**changes) if i.name == name else i for i in self.instances)
+
+    def run(self, workflow: Workflow | Sequence[Task], mode: str = "monitor", *,
+            deadline_s: float | None = None, objective: str = "auto",
+            products: Iterable[Any] = ()) -> SimulationResult:
+        """Simulate ``workflow`` here: ``mode`` is ``monitor``, ``optimize`` or ``optimal``.
+
+        ``deadline_s`` (optimal only) bounds the makespan; ``objective`` (optimal only) is
+        ``energy``, ``carbon`` or ``auto`` (carbon when every instance has an intensity).
+        Each :class:`~energykernel.sim.DataProduct` in ``products`` records the result.
+        """
+        from .schedule import simulate
+
+        if not isinstance(workflow, Workflow):
+            workflow = Workflow(workflow)
+        result = simulate(self, workflow, mode, deadline_s=deadline_s, objective=objective)
+        for product in products:
+            product.observe(result)
+        return result
+
+
+def check_mode(mode: Any) -> str:
+    if mode not in MODES:
+        raise SimulationInputError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
+    return mode

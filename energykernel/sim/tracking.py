@@ -1,0 +1,269 @@
+"""The report's two ways of running a simulation, and data products that keep history.
+
+1. Decorator: ``@tag_tracker`` / ``@tag_tracker("name")`` on functions records the order in
+   which they start (thread-safe); afterwards ``execute_tracking(instances=..., tasks=...)``
+   looks each recorded name up in ``tasks`` and simulates that sequence.
+2. Pre-emptive: no decorator ran; ``execute_tracking`` simulates ``tasks`` in their given
+   order (a list, a mapping in insertion order, or a tasks JSON file in file order).
+
+``DataProduct(name, tasks)`` follows some tasks; every simulation it observes appends one
+history entry per run of a followed task; ``.to_log(path)`` writes the history as JSON
+lines, ``.summary()`` says in words what it cost.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+import numpy as np
+
+from ..backends.base import COMPONENTS
+from .model import ComputeEnvironment, ComputeInstance, SimulationInputError, Task, Workflow
+from .result import SimulationResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _default_name(func: Callable[..., Any]) -> str:
+    return func.__qualname__.rpartition("<locals>.")[2]
+
+
+class TagTracker:
+    """Records the names of decorated functions in the order they start running."""
+
+    def __init__(self) -> None:
+        self._order: list[str] = []
+        self._lock = threading.Lock()
+
+    @overload
+    def __call__(self, func: F) -> F: ...
+    @overload
+    def __call__(self, func: str | None = None) -> Callable[[F], F]: ...
+
+    def __call__(self, func=None):
+        """``@tracker``, ``@tracker()`` or ``@tracker("name")``.
+
+        The default name is the function's qualified name without enclosing function scopes
+        (``Model.fit``, ``load``; not ``main.<locals>.load``), so it matches a tasks file.
+        """
+        if callable(func):
+            return self._wrap(func, _default_name(func))
+        if func is not None and (not isinstance(func, str) or not func):
+            raise SimulationInputError(f"tag_tracker: name must be a non-empty string, got {func!r}")
+        return lambda f: self._wrap(f, func or _default_name(f))
+
+    def _wrap(self, func: F, name: str) -> F:
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def awrapper(*args, **kwargs):
+                self.record(name)
+                return await func(*args, **kwargs)
+            wrapper: Any = awrapper
+        else:
+            @functools.wraps(func)
+            def wrapper(*args, **kwargs):
+                self.record(name)
+                return func(*args, **kwargs)
+        wrapper.task_name = name
+        return wrapper
+
+    def record(self, name: str) -> None:
+        """Append ``name`` to the recorded order (what a decorated call does)."""
+        with self._lock:
+            self._order.append(name)
+
+    @property
+    def order(self) -> list[str]:
+        """The recorded task names, in start order (a copy)."""
+        with self._lock:
+            return list(self._order)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._order.clear()
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __repr__(self) -> str:
+        return f"<TagTracker: {len(self._order)} calls recorded>"
+
+
+#: The process-wide tracker behind ``@tag_tracker``.
+tag_tracker = TagTracker()
+
+
+def _environment(instances: Any) -> ComputeEnvironment:
+    if isinstance(instances, ComputeEnvironment):
+        return instances
+    if isinstance(instances, (str, os.PathLike)):
+        return ComputeEnvironment.from_json(instances)
+    if isinstance(instances, ComputeInstance):
+        return ComputeEnvironment([instances])
+    if isinstance(instances, Iterable):
+        return ComputeEnvironment(instances)
+    raise SimulationInputError(
+        f"instances: expected a path, a ComputeEnvironment or a list of ComputeInstance, "
+        f"got {type(instances).__name__}")
+
+
+def _catalogue(tasks: Any) -> list[Task]:
+    if isinstance(tasks, Workflow):
+        return list(tasks.tasks)
+    if isinstance(tasks, (str, os.PathLike)):
+        return Workflow.from_json(tasks).tasks
+    if isinstance(tasks, Mapping):
+        out = []
+        for key, t in tasks.items():
+            if not isinstance(t, Task):
+                raise SimulationInputError(f"tasks[{key!r}]: must be a Task, got {t!r}")
+            out.append(t if t.name == key else Task(key, t.duration_s, t.demand))
+        return out
+    if isinstance(tasks, Iterable):
+        out = list(tasks)
+        for k, t in enumerate(out):
+            if not isinstance(t, Task):
+                raise SimulationInputError(f"tasks[{k}]: must be a Task, got {t!r}")
+        return out
+    raise SimulationInputError(
+        f"tasks: expected a path, a list of Task or a mapping name → Task, "
+        f"got {type(tasks).__name__}")
+
+
+def execute_tracking(instances: Any, tasks: Any, mode: str = "monitor", *,
+                     order: Sequence[str] | None = None, tracker: TagTracker | None = None,
+                     products: Iterable[DataProduct] = (), deadline_s: float | None = None,
+                     objective: str = "auto", clear: bool = False) -> SimulationResult:
+    """Simulate what ran (or what will run) on ``instances``.
+
+    ``instances``: a path to an instances JSON file, a ``ComputeEnvironment`` or a list of
+    ``ComputeInstance``. ``tasks``: a tasks JSON path, a list of ``Task`` or a mapping
+    name → ``Task``. The sequence simulated is ``order`` (task names) if given, else the
+    names ``tracker`` (default :data:`tag_tracker`) recorded if any, else ``tasks`` in their
+    given order. ``clear=True`` forgets the recorded order afterwards.
+    """
+    env = _environment(instances)
+    catalogue = _catalogue(tasks)
+    tracker = tag_tracker if tracker is None else tracker
+    names = list(order) if order is not None else tracker.order
+    if names:
+        by_name: dict[str, Task] = {}
+        for t in catalogue:
+            by_name.setdefault(t.name, t)
+        missing = sorted({n for n in names if n not in by_name})
+        if missing:
+            raise SimulationInputError(
+                f"tasks: no task description for {', '.join(map(repr, missing))} "
+                f"(known: {', '.join(by_name) or 'none'})")
+        sequence = [by_name[n] for n in names]
+    else:
+        sequence = catalogue
+    result = env.run(Workflow(sequence), mode, deadline_s=deadline_s, objective=objective,
+                     products=products)
+    if clear:
+        tracker.clear()
+    return result
+
+
+class DataProduct:
+    """Something the workflow produces, following the tasks that make it.
+
+    ``history`` holds one dict per observed run of a followed task: product, simulation
+    number, mode, step, task, instance, start_s, end_s, energy_j (per component), total_j.
+    """
+
+    def __init__(self, name: str, tasks: Iterable[Task | str] = ()) -> None:
+        if not isinstance(name, str) or not name:
+            raise SimulationInputError(f"DataProduct: name must be a non-empty string, got {name!r}")
+        self.name = name
+        self.tasks: list[str] = []
+        for t in tasks:
+            self.follow(t)
+        self.history: list[dict[str, Any]] = []
+        self._simulations = 0
+        self._lock = threading.Lock()
+
+    def follow(self, task: Task | str) -> None:
+        """Also follow ``task`` (a Task or a task name)."""
+        name = task.name if isinstance(task, Task) else task
+        if not isinstance(name, str) or not name:
+            raise SimulationInputError(f"DataProduct {self.name!r}: bad task {task!r}")
+        if name not in self.tasks:
+            self.tasks.append(name)
+
+    def observe(self, result: SimulationResult) -> int:
+        """Record the followed tasks' runs in ``result``; returns how many were added."""
+        followed = set(self.tasks)
+        with self._lock:
+            self._simulations += 1
+            sim = self._simulations
+            added = 0
+            for s, task in enumerate(result.task_names):
+                if task not in followed:
+                    continue
+                e = result.step_energy_j[s]
+                energy = {c: float(v) for c, v in zip(COMPONENTS, e, strict=True) if not np.isnan(v)}
+                self.history.append({
+                    "product": self.name, "simulation": sim, "mode": result.mode, "step": s,
+                    "task": task, "instance": result.instances[result.assignment[s]],
+                    "start_s": float(result.start_s[s]), "end_s": float(result.end_s[s]),
+                    "energy_j": energy, "total_j": float(sum(energy.values())),
+                })
+                added += 1
+        return added
+
+    @property
+    def total_j(self) -> float:
+        return float(sum(h["total_j"] for h in self.history))
+
+    def to_log(self, path: str | os.PathLike) -> Path:
+        """Write the history as JSON lines (one run per line), atomically."""
+        p = Path(path)
+        if not p.parent.exists():
+            raise FileNotFoundError(f"to_log({str(p)!r}): directory {str(p.parent)!r} does not exist")
+        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                for h in self.history:
+                    f.write(json.dumps(h) + "\n")
+            os.replace(tmp, p)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return p
+
+    def summary(self) -> str:
+        """A few readable lines: runs, energy per task and instance, share of the total."""
+        if not self.history:
+            return f"DataProduct {self.name!r}: no runs observed yet (follows {', '.join(self.tasks)})"
+        total = self.total_j
+        lines = [f"DataProduct {self.name!r}: {len(self.history)} runs over "
+                 f"{self._simulations} simulation(s), {_fmt_j(total)} in total"]
+        for key in ("task", "instance"):
+            agg: dict[str, list[float]] = {}
+            for h in self.history:
+                agg.setdefault(h[key], []).append(h["total_j"])
+            for name, vals in sorted(agg.items(), key=lambda kv: -sum(kv[1])):
+                share = 100 * sum(vals) / total if total else 0.0
+                lines.append(f"  {key} {name}: {len(vals)} runs, {_fmt_j(sum(vals))} ({share:.0f}%)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return f"<DataProduct {self.name!r}: follows {self.tasks}, {len(self.history)} runs>"
+
+
+def _fmt_j(joules: float) -> str:
+    for unit, scale in (("kWh", 3.6e6), ("kJ", 1e3)):
+        if abs(joules) >= scale:
+            return f"{joules / scale:.3g} {unit}"
+    return f"{joules:.3g} J"

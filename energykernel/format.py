@@ -52,3 +52,38 @@ def measurement_line(m: Measurement, emissions_g: float | None = None) -> str:
     if m.status != "ok":
         line += f" [{m.status}]"
     return line
+
+
+_METHOD_NOTE = {
+    "estimate": "estimated from a model, not read from a counter",
+    "simulated": "simulated, not measured",
+}
+
+
+def measurement_html(m: Measurement, emissions_g: float | None = None,
+                     note: str | None = None) -> str:
+    """The one-line summary as compact HTML; estimated components are set in italics."""
+    from html import escape
+
+    parts = []
+    for comp in COMPONENTS:
+        if comp not in m.energy_j:
+            continue
+        method = m.method[comp]
+        title = _METHOD_NOTE.get(method, f"read from {method} counters")
+        text = f"{comp} {escape(si(m.energy_j[comp], 'J'))} ({escape(method)})"
+        if method in _METHOD_NOTE:
+            text = f"<i>{text}</i>"
+        parts.append(f'<span title="{escape(title)}">{text}</span>')
+    html = (f"⚡ <b>{escape(m.task)}</b>: <b>{escape(si(m.total_j, 'J'))}</b> "
+            f"in {escape(duration(m.duration_s))}")
+    if parts:
+        html += " — " + " · ".join(parts)
+    if emissions_g is not None:
+        html += f" — <b>{escape(si(emissions_g, 'gCO2e'))}</b>"
+    if note:
+        html += f' <span style="color:#a60">({escape(note)})</span>'
+    if m.status != "ok":
+        html += f' <span style="color:#b00">[{escape(m.status)}]</span>'
+    return ('<div class="energykernel-line" style="font-family:monospace;font-size:85%;'
+            f'color:#555;margin:2px 0">{html}</div>')

@@ -156,10 +156,9 @@ def _measure(args: argparse.Namespace) -> int:
 def _write_dataset(run, out: Path) -> None:
     """Every run from the kernel's log, plus the power timeline the kernel sampled."""
     from .config import settings
-    from .notebook_runner import timeline_samples
-    from .schema import save
+    from .schema import open_timeline_samples, save
 
-    save(run.records, timeline_samples(run.dataset_file), settings().instance, out)
+    save(run.records, open_timeline_samples(run.dataset_file), settings().instance, out)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -231,7 +231,8 @@ class CellWatch:
         if frame is None or frame.options is None:
             return
         if args.task:
-            frame.window.task = frame.options.task = args.task
+            frame.window.relabel(args.task)
+            frame.options.task = args.task
         if args.instance:
             frame.window.instance = frame.options.instance = args.instance
         frame.options.quiet = frame.options.quiet or args.quiet

@@ -156,27 +156,3 @@ def _save_in_kernel(client: Any, run_sync: Any, scratch: Path) -> Path | None:
     return path if content.get("status") == "ok" and path.exists() else None
 
 
-def timeline_samples(path: Path | None) -> list[Any]:
-    """The power samples of a file written by ``ek.save`` (empty if none or unreadable)."""
-    if path is None:
-        return []
-    import numpy as np
-    import xarray as xr
-
-    from .engine import Sample
-    from .schema import NETCDF_ENGINE
-
-    try:
-        with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
-            if "power" not in ds or "time" not in ds.dims:
-                return []
-            ds = ds[["power", "interval"]].load()
-    except (OSError, ValueError):
-        return []
-    times = ds.time.values.astype("datetime64[ns]").astype(np.int64) / 1e9
-    comps = [str(c) for c in ds.component.values]
-    power = ds.power.transpose("time", "component").values
-    labels = ds["time_task"].values if "time_task" in ds.coords else [""] * len(times)
-    return [Sample(float(t), float(dt), {c: float(p) for c, p in zip(comps, row, strict=True)
-                                         if p == p}, str(task))
-            for t, dt, row, task in zip(times, ds.interval.values, power, labels, strict=True)]

@@ -151,6 +151,14 @@ class measure:
         self._read0 = engine.read()
         return self
 
+    def relabel(self, task: str) -> None:
+        """Rename the run while it is open (the timeline's label follows)."""
+        if not isinstance(task, str) or not task:
+            raise ValueError(f"relabel(task={task!r}): task must be a non-empty string")
+        self.task = task
+        if self._read0 is not None:
+            self._engine.window_opened(self._key, task)
+
     def stop(self, status: str = "ok", error: str | None = None) -> Measurement:
         if self._read0 is None:
             raise RuntimeError(f"measure({self.task!r}) was not started")

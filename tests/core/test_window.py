@@ -184,3 +184,14 @@ def test_process_scope_scales_cpu_and_ram(estimate_only):
     assert 0.0 <= share <= 1.0
     assert r.energy_j["cpu"] == pytest.approx(r.device_energy_j["cpu:estimate"] * share)
     assert r.energy_j["ram"] == pytest.approx(r.device_energy_j["ram:estimate"] * share)
+
+
+def test_relabel_an_open_window(manual):
+    from energykernel.engine import get_engine
+
+    w = ek.measure("draft").start()
+    w.relabel("final")
+    assert get_engine().current_task() == "final"
+    assert w.stop().task == "final"
+    with pytest.raises(ValueError, match="relabel"):
+        w.relabel("")

@@ -150,7 +150,11 @@ def _stacked(ax: Axes, cube: xr.Dataset, by: str, title: str | None = None) -> N
                    hatch=HATCH.get(kind), edgecolor="white", linewidth=0.6,
                    label=comp if j == 0 else None)
         bottom += values[:, k] / factor
+    # Label only bars tall enough to read; small ones would collide with their neighbours.
+    tallest = float(np.nanmax(bottom)) if len(bottom) else 0.0
     for j, total in enumerate(bottom):
+        if len(bottom) > 8 and total < 0.05 * tallest:
+            continue
         ax.annotate(f"{total:.3g}", (x[j], total), ha="center", va="bottom", fontsize=8,
                     xytext=(0, 2), textcoords="offset points")
     ax.set_xticks(x, labels, rotation=30 if len(labels) > 4 else 0,

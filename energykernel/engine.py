@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import os
 import threading
 import time
@@ -20,6 +21,14 @@ from dataclasses import dataclass
 from . import backends as _backends
 from .backends.base import COMPONENTS, Backend, BackendStatus
 from .config import settings
+
+_window_keys = itertools.count(1)
+
+
+def new_window_key() -> int:
+    """A process-unique key for a window opened with ``Engine.window_opened``."""
+    return next(_window_keys)
+
 
 #: Samples kept in memory (about 28 hours at the default 1 s period).
 TIMELINE_MAXLEN = 100_000

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import itertools
 import os
 import time
 import uuid
@@ -15,12 +14,11 @@ from typing import Any, TypeVar, overload
 from . import _proc
 from .backends.base import COMPONENTS
 from .config import settings
-from .engine import get_engine
+from .engine import get_engine, new_window_key
 from .recorder import Record, recorder
 
 F = TypeVar("F", bound=Callable[..., Any])
 SCOPES = ("machine", "process")
-_window_ids = itertools.count(1)
 _last: Measurement | None = None
 
 
@@ -141,7 +139,7 @@ class measure:
         if self._read0 is not None:
             raise RuntimeError(f"measure({self.task!r}) is already running")
         engine = self._engine = get_engine()
-        self._key = next(_window_ids)
+        self._key = new_window_key()
         engine.window_opened(self._key, self.task)
         if self.scope == "process":
             self._proc0 = _proc.process_cpu_s()

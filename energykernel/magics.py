@@ -47,6 +47,7 @@ class CellOptions:
     components: tuple[str, ...] | None = None
     quiet: bool = False
     var: str | None = None
+    cluster: str | None = None  # name of a distributed.Client in the user's namespace
 
 
 @dataclass
@@ -95,6 +96,8 @@ def parse_options(line: str) -> Any:
             raise UsageError(f"%%energy -c: {exc}") from None
         if not args.components:
             raise UsageError("%%energy -c: give at least one component")
+    if args.cluster is not None and not args.cluster.isidentifier():
+        raise UsageError(f"%%energy --cluster: {args.cluster!r} is not a variable name")
     if args.output is not None and not args.output.isidentifier():
         raise UsageError(f"%%energy -o: {args.output!r} is not a valid variable name")
     return args
@@ -174,7 +177,8 @@ class CellWatch:
             label.group(1) if label else f"cell-{count}")
         if args is None:
             return CellOptions(task)
-        return CellOptions(task, args.instance, args.components, args.quiet, args.output)
+        return CellOptions(task, args.instance, args.components, args.quiet, args.output,
+                           args.cluster)
 
     def pre_run_cell(self, info: Any) -> None:
         if self.stack:
@@ -185,7 +189,7 @@ class CellWatch:
         if not self.measuring():
             frame.options = self._options(info.raw_cell or "", count)
             if frame.options is not None:
-                frame.window = _open(frame.options)
+                frame.window = _open(frame.options, self.shell.user_ns)
         self.stack.append(frame)
 
     def post_run_cell(self, result: Any) -> None:
@@ -223,7 +227,8 @@ class CellWatch:
         if options is None or not options.quiet:
             from .display import show
 
-            show(m)
+            for one in m if isinstance(m, list) else [m]:  # a cluster window: one per host
+                show(one)
 
     def retarget(self, args: Any) -> None:
         """Apply the options of a nested ``%%energy`` call to the window already open."""
@@ -246,10 +251,15 @@ class CellWatch:
         self.stack.clear()
 
 
-def _open(options: CellOptions) -> measure | None:
+def _open(options: CellOptions, namespace: dict) -> measure | None:
     try:
+        cluster = None
+        if options.cluster is not None:
+            cluster = namespace.get(options.cluster)
+            if cluster is None:
+                raise NameError(f"--cluster {options.cluster}: no such variable")
         return measure(options.task, instance=options.instance,
-                       components=options.components).start()
+                       components=options.components, cluster=cluster).start()
     except Exception as exc:  # measuring must never stop the user's cell
         warnings.warn(f"energykernel: could not measure this cell: {exc}", RuntimeWarning,
                       stacklevel=2)
@@ -273,6 +283,8 @@ class EnergyMagics(Magics):
     @argument("-q", "--quiet", action="store_true", help="do not show the one-line summary")
     @argument("-o", "--output", default=None, metavar="VAR",
               help="store the Measurement in this variable")
+    @argument("--cluster", default=None, metavar="CLIENT",
+              help="name of a dask.distributed Client: measure every worker's host")
     @cell_magic("energy")
     def energy_cell(self, line: str, cell: str) -> None:
         """Measure the energy of this cell; a one-line summary is shown after it.
@@ -288,9 +300,12 @@ class EnergyMagics(Magics):
             self._run_body(cell)
             return
         options = CellOptions(args.task or f"cell-{self.shell.execution_count - 1}",
-                              args.instance, args.components, args.quiet, args.output)
-        window = measure(options.task, instance=options.instance,
-                         components=options.components).start()
+                              args.instance, args.components, args.quiet, args.output,
+                              args.cluster)
+        window = _open(options, self.shell.user_ns)
+        if window is None:
+            self._run_body(cell)
+            return
         watch.magic_depth += 1
         try:
             result = self._run_body(cell, raise_error=False)

@@ -105,8 +105,16 @@ class measure:
     __slots__ = ("_components", "_cpu0", "_engine", "_key", "_perf0", "_proc0", "_read0",
                  "_t0", "instance", "result", "scope", "task")
 
+    def __new__(cls, *args: Any, cluster: Any = None, **kwargs: Any):
+        if cluster is not None:  # one window over every worker of a Dask cluster
+            from .dask import cluster_window
+
+            return cluster_window(cluster, *args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, task: str = "block", instance: str | None = None,
-                 components: Iterable[str] | str | None = None, scope: str = "machine") -> None:
+                 components: Iterable[str] | str | None = None, scope: str = "machine",
+                 cluster: Any = None) -> None:
         if not isinstance(task, str) or not task:
             raise ValueError(f"measure(task={task!r}): task must be a non-empty string")
         if scope not in SCOPES:

@@ -41,7 +41,6 @@ def test_tasks_plot_stacks_components_and_hatches_estimates(records):
     hatched = {(round(p.get_x(), 2), p.get_facecolor()[:3]) for p in bars if p.get_hatch()}
     assert len(bars) == 6 and len(hatched) == 4  # ram everywhere + eval's cpu are estimates
     assert "hatched: estimate" in [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "matplotlib.pyplot" not in sys.modules
     assert figure_png(fig).startswith(b"\x89PNG")
 
 
@@ -131,3 +130,21 @@ def test_display_line_with_and_without_carbon(estimate_only, monkeypatch):
 
 def test_agg_backend_is_enough():
     assert matplotlib.get_backend()  # any backend: figures never go through pyplot
+
+
+def test_plotting_does_not_use_pyplot(tmp_path):
+    """Figures are built object-oriented: no global pyplot state in a user's process."""
+    import subprocess
+
+    code = (
+        "import sys, energykernel as ek\n"
+        "from energykernel.plot import plot\n"
+        "with ek.measure('a'):\n    pass\n"
+        "plot(ek.dataset(), kind='tasks')\n"
+        "print('matplotlib.pyplot' in sys.modules)\n"
+    )
+    env = {"ENERGYKERNEL_LOG_DIR": str(tmp_path), "ENERGYKERNEL_BACKENDS": "estimate",
+           "PATH": "/usr/bin:/bin", "MPLBACKEND": "Agg"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

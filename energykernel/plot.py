@@ -198,12 +198,19 @@ def _timeline(ax: Axes, ds: xr.Dataset, title: str | None = None) -> None:
                          "measure something that lasts longer than the sampling interval)")
     power = ds.power.transpose("time", "component")
     comps = [str(c) for c in ds.component.values]
+    # Each sample is the mean power over the interval ending at its time: draw it as a step
+    # over that interval, so even a single sample is a visible segment.
+    interval_s = ds["interval"].values if "interval" in ds else np.ones(len(times))
+    starts = times - (np.asarray(interval_s) * 1e9).astype("timedelta64[ns]")
+    xs = np.concatenate([starts[:1], times])
     for k, comp in enumerate(comps):
         series = power.values[:, k]
         if np.isfinite(series).any():
-            ax.plot(times, series, color=COLORS.get(comp, "#333"), linewidth=1.2, label=comp)
+            ys = np.concatenate([series[:1], series])
+            ax.plot(xs, ys, drawstyle="steps-pre", color=COLORS.get(comp, "#333"),
+                    linewidth=1.2, label=comp)
     labels = [str(v) for v in ds[label_name].values] if label_name in ds.coords else []
-    _shade_spans(ax, times, labels)
+    _shade_spans(ax, starts, times, labels)
     ax.set_ylabel("power (W)")
     ax.set_xlabel("time (UTC)")
     ax.set_ylim(bottom=0)
@@ -217,16 +224,17 @@ def _timeline(ax: Axes, ds: xr.Dataset, title: str | None = None) -> None:
     _tidy(ax)
 
 
-def _shade_spans(ax: Axes, times: np.ndarray, labels: list[str]) -> None:
-    """Shade each run of consecutive samples carrying the same non-empty task label."""
+def _shade_spans(ax: Axes, starts: np.ndarray, ends: np.ndarray, labels: list[str]) -> None:
+    """Shade each run of consecutive samples carrying the same non-empty task label, from
+    the start of its first sample's interval to the end of its last."""
     j, n, shade = 0, len(labels), 0
     while j < n:
         k = j
         while k + 1 < n and labels[k + 1] == labels[j]:
             k += 1
         if labels[j]:
-            start = times[j - 1] if j > 0 else times[j]
-            ax.axvspan(start, times[k], color="#999", alpha=0.12 + 0.08 * (shade % 2),
+            start = starts[j]
+            ax.axvspan(start, ends[k], color="#999", alpha=0.12 + 0.08 * (shade % 2),
                        linewidth=0)
             ax.annotate(labels[j], (start, 1.0), xycoords=("data", "axes fraction"),
                         fontsize=7, va="top", ha="left", xytext=(2, -2),

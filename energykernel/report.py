@@ -65,7 +65,7 @@ def open_dataset(path: str | os.PathLike) -> ReportData:
         if "power" in ds and "time" in ds.dims:
             names = {k: v for k, v in (("time_task", "task"), ("time_instance", "instance"))
                      if k in ds.coords}
-            timeline = ds[["power"]].rename(names)
+            timeline = ds[[v for v in ("power", "interval") if v in ds]].rename(names)
         runs_ds = ds.drop_dims([d for d in ("time",) if d in ds.dims])
         return ReportData(cube(records), timeline, runs_ds)
     if {"task", "instance", "component"} <= set(ds.dims) and "energy" in ds:

@@ -144,8 +144,15 @@ def binder_env(tmp_path_factory):
                      ENERGYKERNEL_LOG_DIR=str(base / "ek-logs"),
                      PIP_DISABLE_PIP_VERSION_CHECK="1")
     pip = bindir / "pip"
-    # 1. What the Python buildpack runs: pip install -r binder/requirements.txt
-    _install(pip, wheelhouse, ["-r", repo / "binder" / "requirements.txt"], env)
+    # 1. What the Python buildpack runs: pip install -r binder/requirements.txt. Binder
+    #    reaches PyTorch's CPU wheel index; here only the package registries are reachable,
+    #    so the same pinned CPU wheel comes from the machine's wheel directory instead
+    #    (an unreachable extra index would only make pip wait for its timeouts).
+    reqs = base / "requirements-offline.txt"
+    reqs.write_text("".join(
+        line for line in (repo / "binder" / "requirements.txt").read_text().splitlines(True)
+        if not line.startswith("--extra-index-url ")))
+    _install(pip, wheelhouse, ["-r", reqs], env)
     # 2. ./binder/postBuild from the repository root. Its isolated build of energykernel needs
     #    the build backend: offline from the wheelhouse (fetched there once).
     assert _fill(pip, wheelhouse, ["hatchling"], env), "could not get a hatchling wheel"

@@ -38,3 +38,15 @@ def estimate_only(monkeypatch):
 
     monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "estimate")
     config.reset_settings()
+
+
+_LAST = ("tests/browser/", "tests/binder/")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the slow end-to-end suites (real browser, Binder environment) last."""
+    def slow_rank(item) -> int:
+        path = item.nodeid
+        return next((k + 1 for k, prefix in enumerate(_LAST) if path.startswith(prefix)), 0)
+
+    items.sort(key=slow_rank)  # stable: keeps the usual order within each group

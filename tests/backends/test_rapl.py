@@ -235,9 +235,13 @@ def test_poll_interval_unknown_power_is_capped(fake, backend):
 
 
 def test_driver_thread_wraps_are_all_counted(tmp_path):
-    """Real time: the fake wraps every ~0.1 s; polling at poll_interval_s() misses none."""
+    """Real time: the fake wraps every ~0.5 s; polling at poll_interval_s() misses none.
+
+    (A wrap every 0.5 s leaves room for a loaded 2-core machine to delay the polling
+    thread; the exact, clock-free wrap arithmetic is tested above.)
+    """
     layout = (("intel-rapl:0", "package-0", 20.0, None),)
-    with FakePowercap(tmp_path, layout=layout, range_uj=1_999_999) as tree:
+    with FakePowercap(tmp_path, layout=layout, range_uj=9_999_999) as tree:
         b = RaplBackend(str(tree.root))
         b.open()
         base_uj = tree.total_uj("intel-rapl:0")
@@ -253,14 +257,14 @@ def test_driver_thread_wraps_are_all_counted(tmp_path):
         thread = threading.Thread(target=sampler)
         tree.start(tick_s=0.001)
         thread.start()
-        threading.Event().wait(0.6)
+        threading.Event().wait(1.3)
         tree.stop()
         stop.set()
         thread.join()
         total = uj(b.read()["cpu:package-0"])
         assert total == tree.total_uj("intel-rapl:0") - base_uj
         assert b.wraps()["cpu:package-0"] >= 2
-        assert max(intervals[-5:]) <= 2.0 / 20.0 / 2 * 1.5  # observed ~20 W
+        assert max(intervals[-3:]) <= 10.0 / 20.0 / 2 * 1.5  # observed ~20 W
         b.close()
 
 

@@ -29,7 +29,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .window import _check_components, measure
+from .window import _check_components, exit_status, measure
 
 _STATE_ATTR = "_energykernel_state"
 _TASK_COMMENT = re.compile(r"^\s*#\s*task:\s*(\S.*?)\s*$")
@@ -133,12 +133,7 @@ def cell_status(result: Any) -> tuple[str, str | None]:
     """(status, error) of a cell from its ``ExecutionResult`` (None: cancelled)."""
     if result is None:
         return "interrupted", "KeyboardInterrupt"
-    err = result.error_before_exec or result.error_in_exec
-    if err is None:
-        return "ok", None
-    if isinstance(err, Exception):
-        return "error", f"{type(err).__name__}: {err}"[:500]
-    return "interrupted", type(err).__name__
+    return exit_status(result.error_before_exec or result.error_in_exec)
 
 
 def _is_control_cell(raw: str) -> bool:

@@ -78,6 +78,16 @@ class Measurement:
                 f"{self.total_j:.3g} J in {self.duration_s:.3g} s [{parts}] {self.status}>")
 
 
+def exit_status(exc: BaseException | None) -> tuple[str, str | None]:
+    """(status, error) of a run that ended with ``exc``: ``ok``, ``error`` for an
+    Exception, ``interrupted`` for KeyboardInterrupt and other BaseExceptions."""
+    if exc is None:
+        return "ok", None
+    if isinstance(exc, Exception):
+        return "error", f"{type(exc).__name__}: {exc}"[:500]
+    return "interrupted", type(exc).__name__
+
+
 def _check_components(components: Iterable[str] | str | None) -> tuple[str, ...] | None:
     if components is None:
         return None
@@ -133,13 +143,7 @@ class measure:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            status, error = "ok", None
-        elif issubclass(exc_type, Exception):
-            status, error = "error", f"{exc_type.__name__}: {exc}"[:500]
-        else:
-            status, error = "interrupted", exc_type.__name__
-        self.stop(status=status, error=error)
+        self.stop(*exit_status(exc))
 
     # Explicit begin/end, for callers whose window does not nest lexically
     # (cell hooks, per-layer hooks, prompt campaigns).

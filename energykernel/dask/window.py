@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from ..recorder import Record, recorder
-from ..window import SCOPES, Measurement, _check_components
+from ..window import SCOPES, Measurement, _check_components, exit_status
 from .plugin import PLUGIN_NAME, TOPIC, EnergyPlugin, Snapshot
 
 if TYPE_CHECKING:
@@ -160,13 +160,7 @@ class ClusterWindow:
         return self.start()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            status, error = "ok", None
-        elif issubclass(exc_type, Exception):
-            status, error = "error", f"{exc_type.__name__}: {exc}"[:500]
-        else:
-            status, error = "interrupted", exc_type.__name__
-        self.stop(status=status, error=error)
+        self.stop(*exit_status(exc))
 
     def start(self) -> ClusterWindow:
         """Open the window on every worker now in the cluster."""

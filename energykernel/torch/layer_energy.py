@@ -20,6 +20,7 @@ from ..backends.base import COMPONENTS
 from ..config import settings
 from ..engine import get_engine, new_window_key
 from ..recorder import recorder
+from ..window import exit_status
 from . import analysis as _analysis
 from . import attribution as _attr
 from .hooks import OUTSIDE, LayerHooks, LayerSpec, _Call
@@ -81,12 +82,7 @@ class LayerEnergy(LayerHooks):
         return self.attach()
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.detach()
-        elif issubclass(exc_type, Exception):
-            self.detach(status="error")
-        else:
-            self.detach(status="interrupted")
+        self.detach(status=exit_status(exc)[0])
 
     def attach(self) -> LayerEnergy:
         """Register the hooks and start the first step."""

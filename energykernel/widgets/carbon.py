@@ -1,15 +1,23 @@
 """``nn_calculator()``: an ipywidgets view over :func:`energykernel.carbon.nn_total`.
 
-All numbers come from the pure functions :func:`compute` and :func:`sweep`, testable
-without a browser; the widget only reads fields, shows errors next to them and draws.
+All numbers come from the pure functions :func:`compute`, :func:`sweep_points` and
+:func:`sweep`, testable without a browser; the widget only reads fields, shows errors next
+to them and draws. Charts are drawn with :class:`matplotlib.figure.Figure` (no pyplot)
+into an ``ipywidgets.Image``; updates are debounced and serialised by a lock, so the last
+state wins even when the kernel handles two widget messages at once. The form reflows
+(flex-wrap) in a narrow notebook.
 """
 
 from __future__ import annotations
 
+import html
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from energykernel.carbon import NNBreakdown, intensity, nn_total, regions
+
+from ._common import Debouncer, error_html, figure_png
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "training": ("hardware_count", "hardware_power_w", "server_count", "server_power_w",
@@ -37,6 +45,13 @@ PRESETS: dict[str, dict[str, dict[str, float]]] = {
                          server_power_w=0, hours=2820.3, pue=1.0, intensity_g_per_kwh=57,
                          transport_factor=1.0),
         **_OFF},
+}
+CUSTOM = "Custom"
+# What the sweep plot varies: label → (phase, field).
+SWEEPS: dict[str, tuple[str, str]] = {
+    "training PUE": ("training", "pue"),
+    "training hours": ("training", "hours"),
+    "training intensity (gCO2e/kWh)": ("training", "intensity_g_per_kwh"),
 }
 
 
@@ -66,6 +81,21 @@ def compute(values: Mapping[str, Mapping[str, Any]]) -> tuple[NNBreakdown | None
         return None, {"form": str(exc)}
 
 
+def sweep_points(values: Mapping[str, Mapping[str, Any]], phase: str, field: str,
+                 n: int = 11) -> list[float]:
+    """The x values of the sweep plot: PUE 1.0–2.0; otherwise 0 to twice the current value
+    (0–1000 for an intensity, 0–100 for anything else, when the current value is 0)."""
+    if field == "pue":
+        return [1.0 + k / (n - 1) for k in range(n)]
+    try:
+        current = float(values[phase][field])
+    except (KeyError, TypeError, ValueError):
+        current = float("nan")
+    if not (math.isfinite(current) and current > 0):
+        current = 500.0 if field == "intensity_g_per_kwh" else 50.0
+    return [2 * current * k / (n - 1) for k in range(n)]
+
+
 def sweep(values: Mapping[str, Mapping[str, Any]], phase: str, field: str,
           points: list[float]) -> list[float]:
     """Total gCO2e for each value of ``phase.field`` in ``points`` (others fixed)."""
@@ -78,116 +108,217 @@ def sweep(values: Mapping[str, Mapping[str, Any]], phase: str, field: str,
     return out
 
 
-class NNCalculator:
-    """The widget: ``.widget`` (displayable), ``.result`` (latest breakdown), ``.errors``."""
+def total_html(r: NNBreakdown) -> str:
+    """The live total and its breakdown, as shown."""
+    return (f"<b>total {r.total_g / 1e6:,.3f} tCO2e</b> — embodied "
+            f"{r.embodied_g / 1e6:,.3f} t, training {r.training_g / 1e6:,.3f} t"
+            f" ({r.training_kwh / 1e3:,.1f} MWh), inference "
+            f"{r.inference_g / 1e6:,.3f} t ({r.inference_kwh / 1e3:,.1f} MWh)")
 
-    def __init__(self, preset: str = "GPT-3 (Patterson et al. 2021)") -> None:
+
+def chart_figure(r: NNBreakdown, sweep_label: str, points: list[float],
+                 totals: list[float], current: float | None = None) -> Any:
+    """Breakdown bars (embodied, training, inference) and the sweep plot, as a Figure."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.2))
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.9, wspace=0.28)
+    ax1, ax2 = fig.subplots(1, 2)
+    parts = {"embodied": r.embodied_g, "training": r.training_g, "inference": r.inference_g}
+    vals = [float(v) / 1e6 for v in parts.values()]
+    ax1.bar(list(parts), vals, color=["#8172b3", "#dd8452", "#4c72b0"])
+    top = max(vals) if max(vals) > 0 else 1.0
+    for k, v in enumerate(vals):
+        ax1.text(k, v + 0.01 * top, f"{v:,.3f}", ha="center", va="bottom", fontsize="small")
+    ax1.set_ylim(0, top * 1.15)
+    ax1.set_ylabel("tCO2e")
+    ax1.set_title(f"breakdown: total {float(r.total_g) / 1e6:,.3f} tCO2e", fontsize="medium",
+                  y=1.0, pad=4)  # a fixed title position skips a layout pass
+    ax2.plot(points, [t / 1e6 for t in totals], marker="o", markersize=3)
+    if current is not None and math.isfinite(current):
+        ax2.axvline(current, color="0.5", linestyle=":", linewidth=1)
+        ax2.plot([current], [float(r.total_g) / 1e6], "o", color="black", markersize=5)
+    ax2.set_xlabel(sweep_label)
+    ax2.set_ylabel("total tCO2e")
+    ax2.set_title(f"total vs {sweep_label}", fontsize="medium", y=1.0, pad=4)
+    return fig
+
+
+def chart_description(r: NNBreakdown, sweep_label: str) -> str:
+    """Text equivalent of the charts (their caption), with the numbers as drawn."""
+    return (f"Breakdown: embodied {r.embodied_g / 1e6:,.3f} t, training "
+            f"{r.training_g / 1e6:,.3f} t, inference {r.inference_g / 1e6:,.3f} t; "
+            f"total vs {sweep_label}")
+
+
+class NNCalculator:
+    """The widget: ``.widget`` (displayable), ``.result`` (latest breakdown), ``.errors``;
+    :meth:`update` applies the fields now."""
+
+    def __init__(self, preset: str = "GPT-3 (Patterson et al. 2021)",
+                 debounce_s: float = 0.15) -> None:
         import ipywidgets as w
 
         self.result: NNBreakdown | None = None
         self.errors: dict[str, str] = {}
         self._inputs: dict[str, Any] = {}
         self._errs: dict[str, Any] = {}
-        self.preset = w.Dropdown(options=[*PRESETS, "Custom"], value=preset,
-                                 description="Preset")
+        self._region_errors: dict[str, str] = {}
+        self._loading = False
+        self._debouncer = Debouncer(self._apply, debounce_s, on_error=self._show_failure)
+        wrap = w.Layout(flex_flow="row wrap", align_items="flex-start", width="100%")
+        self.preset = w.Dropdown(options=[*PRESETS, CUSTOM],
+                                 value=preset if preset in PRESETS else CUSTOM,
+                                 description="Preset", layout=w.Layout(width="auto"))
+        self.sweep = w.Dropdown(options=list(SWEEPS), value="training PUE",
+                                description="Sweep", layout=w.Layout(width="auto"))
         codes = sorted(r.code for r in regions() if r.kind in ("country", "region"))
+        # a field takes its column's width (up to 320 px) and shrinks with it; its error
+        # message sits beside it, or wraps below it in a narrow column
+        field = w.Layout(width="100%", max_width="320px", min_width="0")
         boxes = []
         for phase, fields in FIELDS.items():
             rows = [w.HTML(f"<b>{phase}</b>")]
             region = w.Combobox(options=codes, placeholder="region code",
-                                description="Region", ensure_option=False)
+                                description="Region", ensure_option=False,
+                                style={"description_width": "160px"}, layout=field)
             region.observe(lambda ch, p=phase: self._region(p, ch["new"]), "value")
-            rows.append(region)
+            rows.append(w.HBox([region], layout=w.Layout(width="100%")))
             for f in fields:
                 key = f"{phase}.{f}"
-                self._inputs[key] = w.Text(description=f, style={"description_width": "160px"})
-                self._errs[key] = w.HTML()
-                self._inputs[key].observe(lambda _ch: self._update(), "value")
-                rows.append(w.HBox([self._inputs[key], self._errs[key]]))
-            boxes.append(w.VBox(rows))
+                self._inputs[key] = w.Text(description=f, style={"description_width": "160px"},
+                                           layout=field)
+                self._errs[key] = w.HTML(layout=w.Layout(width="auto"))
+                self._inputs[key].observe(self._changed, "value")
+                rows.append(w.HBox([self._inputs[key], self._errs[key]],
+                                   layout=w.Layout(flex_flow="row wrap", width="100%")))
+            boxes.append(w.VBox(rows, layout=w.Layout(flex="1 1 300px", min_width="280px",
+                                                      max_width="480px", margin="0 12px 8px 0")))
         self.total = w.HTML()
-        self.chart = w.Output()
+        self.total.add_class("ek-nn-total")
+        self.chart = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+        self.chart.add_class("ek-nn-chart")
+        self.caption = w.HTML()
+        self.caption.add_class("ek-nn-chart-caption")
         self.preset.observe(lambda ch: self.load(ch["new"]), "value")
-        self.widget = w.VBox([self.preset, w.HBox(boxes), self.total, self.chart])
-        self.load(preset)
+        self.sweep.observe(self._changed, "value")
+        self.widget = w.VBox([w.HBox([self.preset, self.sweep], layout=wrap),
+                              w.HBox(boxes, layout=wrap), self.total, self.chart,
+                              self.caption],
+                             layout=w.Layout(width="100%"))
+        self.load(self.preset.value)
 
     def load(self, preset: str) -> None:
-        """Fill the fields from a preset (``Custom`` keeps them)."""
+        """Fill the fields from a preset (``Custom`` keeps them) and update now."""
         if preset not in PRESETS:
             return
         self._loading = True
-        for phase, fields in PRESETS[preset].items():
-            for f, v in fields.items():
-                self._inputs[f"{phase}.{f}"].value = repr(v)
-        self._loading = False
-        self._update()
+        try:
+            for phase, fields in PRESETS[preset].items():
+                for f, v in fields.items():
+                    self._inputs[f"{phase}.{f}"].value = repr(v)
+        finally:
+            self._loading = False
+        self.update()
 
     def set(self, **values: Any) -> None:
-        """Set fields by ``phase__field=value`` (e.g. ``training__pue=1.2``)."""
-        for k, v in values.items():
-            self._inputs[k.replace("__", ".")].value = str(v)
+        """Set fields by ``phase__field=value`` (e.g. ``training__pue=1.2``) and update now."""
+        self._loading = True
+        try:
+            for k, v in values.items():
+                self._inputs[k.replace("__", ".")].value = str(v)
+        finally:
+            self._loading = False
+        if values:
+            self._mark_custom()
+        self.update()
 
     def values(self) -> dict[str, dict[str, str]]:
+        """Every field's text, phase → field → value."""
         out: dict[str, dict[str, str]] = {p: {} for p in FIELDS}
         for key, box in self._inputs.items():
             phase, f = key.split(".")
             out[phase][f] = box.value
         return out
 
+    @property
+    def pending(self) -> bool:
+        """Whether a debounced update is scheduled and not yet applied."""
+        return self._debouncer.pending
+
+    def update(self) -> None:
+        """Apply the fields now (synchronously), cancelling a pending debounced update."""
+        self._debouncer.flush()
+
+    refresh = update
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a pending debounced update; True when none is left."""
+        return self._debouncer.wait(timeout)
+
+    def _changed(self, change: Any = None) -> None:
+        if self._loading:
+            return
+        if change is not None and change.get("owner") in self._inputs.values():
+            self._mark_custom()
+        self._debouncer.trigger()
+
+    def _mark_custom(self) -> None:
+        """An edited field no longer matches the preset: show "Custom" (fields kept)."""
+        if self.preset.value != CUSTOM:
+            self.preset.value = CUSTOM  # load(CUSTOM) keeps the fields
+
+    _update = update  # the name used before debouncing
+
     def _region(self, phase: str, code: str) -> None:
+        key = f"{phase}.intensity_g_per_kwh"
         try:
             value = intensity(code)
         except (KeyError, ValueError, TypeError):
-            self._errs[f"{phase}.intensity_g_per_kwh"].value = (
-                f"<span style='color:#b00'>unknown region {code!r}</span>" if code else "")
+            self._region_errors[phase] = f"unknown region {code!r}" if code else ""
+            self._errs[key].value = error_html(self._region_errors[phase]
+                                               or self.errors.get(key))
             return
-        self._inputs[f"{phase}.intensity_g_per_kwh"].value = repr(value)
+        self._region_errors[phase] = ""
+        self._inputs[key].value = repr(value)
 
-    def _update(self) -> None:
-        if getattr(self, "_loading", False):
-            return
+    def _apply(self) -> None:
+        """Recompute from the fields; refresh errors, total and charts (under the lock)."""
         vals = self.values()
-        self.result, self.errors = compute(vals)
+        result, errors = compute(vals)
+        self.result, self.errors = result, errors
         for key, label in self._errs.items():
-            msg = self.errors.get(key, "")
-            label.value = f"<span style='color:#b00'>{msg}</span>" if msg else ""
-        if self.result is None:
+            phase = key.split(".")[0]
+            region = self._region_errors.get(phase) if key.endswith(".intensity_g_per_kwh") else ""
+            label.value = error_html(errors.get(key) or region)
+        if result is None:
             self.total.value = "<i>fix the highlighted fields</i>"
             return
-        r = self.result
-        self.total.value = (f"<b>total {r.total_g / 1e6:,.3f} tCO2e</b> — embodied "
-                            f"{r.embodied_g / 1e6:,.3f} t, training {r.training_g / 1e6:,.3f} t"
-                            f" ({r.training_kwh / 1e3:,.1f} MWh), inference "
-                            f"{r.inference_g / 1e6:,.3f} t ({r.inference_kwh / 1e3:,.1f} MWh)")
-        self._draw(vals)
+        self.total.value = total_html(result)
+        self._draw(result, vals)
 
-    def _draw(self, vals: dict[str, dict[str, str]]) -> None:
-        import matplotlib.pyplot as plt
-        from IPython.display import display
+    def _draw(self, r: NNBreakdown, vals: dict[str, dict[str, str]]) -> None:
+        phase, field = SWEEPS[self.sweep.value]
+        points = sweep_points(vals, phase, field)
+        totals = sweep(vals, phase, field, points)
+        try:
+            png = figure_png(chart_figure(r, self.sweep.value, points, totals,
+                                          float(vals[phase][field])), tight=False)
+        except ImportError:  # pragma: no cover - matplotlib is optional
+            return
+        self.chart.value = png
+        # then its text equivalent: when it shows, the picture before it has arrived
+        self.caption.value = (f"<span style='color:#555;font-size:smaller'>"
+                              f"{html.escape(chart_description(r, self.sweep.value))}</span>")
 
-        r = self.result
-        assert r is not None
-        pues = [1.0 + 0.1 * k for k in range(11)]
-        totals = sweep(vals, "training", "pue", pues)
-        self.chart.clear_output(wait=True)
-        with self.chart:
-            fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3))
-            ax1.bar(["embodied", "training", "inference"],
-                    [r.embodied_g / 1e6, r.training_g / 1e6, r.inference_g / 1e6])
-            ax1.set_ylabel("tCO2e")
-            ax2.plot(pues, [t / 1e6 for t in totals])
-            ax2.set_xlabel("training PUE")
-            ax2.set_ylabel("total tCO2e")
-            fig.tight_layout()
-            display(fig)
-            plt.close(fig)
+    def _show_failure(self, exc: BaseException) -> None:
+        self.total.value = error_html(f"{type(exc).__name__}: {exc}")
 
-    def _ipython_display_(self) -> None:  # pragma: no cover - display hook
-        from IPython.display import display
-
-        display(self.widget)
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
 
 
-def nn_calculator(preset: str = "GPT-3 (Patterson et al. 2021)") -> NNCalculator:
+def nn_calculator(preset: str = "GPT-3 (Patterson et al. 2021)",
+                  debounce_s: float = 0.15) -> NNCalculator:
     """The NN carbon calculator widget (presets, region lookup, live breakdown and sweep)."""
-    return NNCalculator(preset)
+    return NNCalculator(preset, debounce_s=debounce_s)

@@ -83,10 +83,22 @@ def screenshot(artifacts):
 
     def take(locator, name: str, docs_name: str | None = None) -> Path:
         path = artifacts / name
-        # Centred in a tall viewport: clear of the sticky notebook toolbar and status bar.
-        locator.evaluate("el => el.scrollIntoView({block: 'center'})")
-        locator.page.wait_for_function(_SETTLED, arg=locator.element_handle())
-        locator.screenshot(path=str(path), animations="disabled")
+        page = locator.page
+        viewport = page.viewport_size
+        page.wait_for_function(_IMAGES_LOADED, arg=locator.element_handle())
+        box = locator.bounding_box()
+        if viewport and box and box["height"] + 300 > viewport["height"]:
+            # Taller than the viewport: grow it for the shot, so the element is whole.
+            page.set_viewport_size({"width": viewport["width"],
+                                    "height": int(box["height"]) + 400})
+        try:
+            # Centred in a tall viewport: clear of the sticky notebook toolbar and status bar.
+            locator.evaluate("el => el.scrollIntoView({block: 'center'})")
+            assert locator.evaluate(_SETTLED), f"{name}: an image inside did not decode"
+            locator.screenshot(path=str(path), animations="disabled")
+        finally:
+            if viewport and page.viewport_size != viewport:
+                page.set_viewport_size(viewport)
         if docs_name and os.environ.get("ENERGYKERNEL_UPDATE_DOCS") == "1":
             shutil.copyfile(path, REPO / "docs" / docs_name)
         return path
@@ -194,8 +206,10 @@ def lab(_browser_requirements, tmp_path_factory, artifacts):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(_browser_requirements):
+    """Chromium for one test module; Playwright's sync API runs an event loop in this
+    thread, so it must not outlive the browser tests."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -231,6 +245,11 @@ def pytest_runtest_makereport(item, call):
         item.rep_call = rep
     return rep
 
+
+# wait_for_function does not await a Promise (an async predicate counts as true at once):
+# poll the synchronous check, then ``evaluate`` (which awaits) the async one.
+_IMAGES_LOADED = """el => [...el.querySelectorAll('img')].every(
+    i => i.complete && i.naturalWidth > 0)"""
 
 _SETTLED = """async el => {
     // every image (e.g. a freshly replaced matplotlib chart) decoded, then two frames painted
@@ -291,7 +310,7 @@ def run_notebook(page, lab):
 def kernel_idle(page):
     """``kernel_idle()``: wait until the notebook's kernel has finished what it was sent.
 
-    Call it after the page shows a kernel reply (e.g. a new total): the widget's other
-    outputs (charts) of the same update arrive before the kernel reports idle.
+    Widget updates are debounced (applied on a timer thread after the kernel is idle), so
+    this does not wait for a chart: wait for what the update shows (e.g. a chart caption).
     """
     return lambda: page.wait_for_function(_KERNEL_IDLE, timeout=TIMEOUT_MS)

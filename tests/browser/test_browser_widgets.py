@@ -2,13 +2,16 @@
 
 Each test opens a notebook, runs all its cells in a real kernel, changes widget fields by
 typing and choosing, and checks that the numbers the page shows are those the widget's pure
-function computes here, in the test process. A last test opens an ``energykernel report``
+function computes here, in the test process — the totals, then the chart of the same update
+(its caption, sent right after the picture), and that a narrow notebook does not clip the
+form. A last test opens an ``energykernel report``
 page. Screenshots land in test-artifacts/browser/; ``ENERGYKERNEL_UPDATE_DOCS=1`` also
 refreshes docs/widget-nn-calculator.png, docs/widget-simulator.png and docs/report.png.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -31,27 +34,85 @@ def _number(text: str, pattern: str) -> float:
 
 def _shown_total_t(calc) -> float:
     """The total tCO2e the calculator shows (3 decimals)."""
-    text = calc.locator(".widget-html", has_text=re.compile(r"total .* tCO2e")).inner_text()
+    text = calc.locator(".ek-nn-total").inner_text()
     return _number(text, r"total ([\d,]+\.\d+) tCO2e")
 
 
-def _expect_total(page, calc, values, kernel_idle) -> None:
-    from energykernel.widgets.carbon import compute
+def _wait_chart(page, widget, caption_class: str, want: str) -> None:
+    """Wait until the chart's caption (sent right after its picture) reads ``want`` and
+    the picture is decoded: the chart on screen is the one of that update."""
+    page.wait_for_function(  # synchronous: wait_for_function does not await a Promise
+        """([el, cls, want]) => {
+            const cap = el.querySelector('.' + cls);
+            const img = cap && cap.previousElementSibling;
+            return !!img && img.tagName === 'IMG' && cap.innerText.trim() === want
+                && img.complete && img.naturalWidth > 0;
+        }""",
+        arg=[widget.element_handle(), caption_class, want])
+    decoded = widget.evaluate(
+        """async (el, cls) => {
+            const img = el.querySelector('.' + cls).previousElementSibling;
+            await img.decode().catch(() => null);
+            return img.naturalWidth > 0;
+        }""", caption_class)
+    assert decoded, f"chart above .{caption_class} did not decode"
+
+
+def _expect_total(page, calc, values, sweep_label: str = "training PUE") -> None:
+    from energykernel.widgets.carbon import chart_description, compute
 
     result, errors = compute(values)
     assert result is not None, errors
     want = round(float(result.total_g) / 1e6, 3)
     page.wait_for_function(
         """([el, want]) => {
-            const m = el.innerText.match(/total ([\\d,]+\\.\\d+) tCO2e/);
+            const t = el.querySelector('.ek-nn-total');
+            const m = t && t.innerText.match(/total ([\\d,]+\\.\\d+) tCO2e/);
             return !!m && Math.abs(parseFloat(m[1].replace(/,/g, '')) - want) < 5e-4;
         }""",
         arg=[calc.element_handle(), want])
     assert _shown_total_t(calc) == pytest.approx(want, abs=5e-4)
-    kernel_idle()  # the chart of this update is drawn too
+    _wait_chart(page, calc, "ek-nn-chart-caption", chart_description(result, sweep_label))
 
 
-def test_nn_calculator_follows_the_pure_function(page, run_notebook, screenshot, kernel_idle):
+_FITS = """el => {
+    // every input and chart inside el is whole: within the output area's width and not
+    // clipped by any box around it
+    const area = el.closest('.jp-OutputArea-output') || el;
+    const bad = [];
+    for (const x of el.querySelectorAll('input, select, img')) {
+        const r = x.getBoundingClientRect();
+        const name = (x.labels && x.labels[0] ? x.labels[0].innerText : x.tagName);
+        if (r.width < 40) bad.push(name + ': only ' + Math.round(r.width) + ' px wide');
+        for (let a = x.parentElement; a && a !== area.parentElement; a = a.parentElement) {
+            const clips = getComputedStyle(a).overflowX !== 'visible' || a === area;
+            const b = a.getBoundingClientRect();
+            if (clips && (r.right > b.right + 1 || r.left < b.left - 1)) {
+                bad.push(name + ': ' + Math.round(r.left) + '..' + Math.round(r.right)
+                         + ' outside ' + Math.round(b.left) + '..' + Math.round(b.right)
+                         + ' (' + a.className.split(' ').slice(0, 2).join(' ') + ')');
+                break;
+            }
+        }
+    }
+    if (area.scrollWidth > area.clientWidth + 1) bad.push('output area scrolls sideways');
+    return bad;
+}"""
+
+
+def _assert_fits_when_narrow(page, widget, width: int) -> None:
+    """At ``width`` px the widget reflows: nothing clipped, nothing scrolled sideways."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.set_viewport_size({"width": width, "height": 1800})
+    # give the layout a moment; the assertion below names what does not fit
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(f"el => ({_FITS})(el).length === 0",
+                               arg=widget.element_handle(), timeout=10_000)
+    assert widget.evaluate(_FITS) == []
+
+
+def test_nn_calculator_follows_the_pure_function(page, run_notebook, screenshot):
     from energykernel.carbon import intensity
     from energykernel.widgets.carbon import PRESETS
 
@@ -65,23 +126,29 @@ def test_nn_calculator_follows_the_pure_function(page, run_notebook, screenshot,
     # As loaded: the GPT-3 preset, 553 tCO2e.
     values = {p: {f: repr(v) for f, v in fs.items()}
               for p, fs in PRESETS["GPT-3 (Patterson et al. 2021)"].items()}
-    _expect_total(page, calc, values, kernel_idle)
+    _expect_total(page, calc, values)
     assert _shown_total_t(calc) == pytest.approx(553.142, abs=1e-3)
 
     # Type a worse datacentre PUE.
     training.get_by_label("pue", exact=True).fill("1.5")
     values["training"]["pue"] = "1.5"
-    _expect_total(page, calc, values, kernel_idle)
+    _expect_total(page, calc, values)
 
-    # A region code fills the intensity (France's grid).
-    # No Enter here: ipykernel >= 7 may handle its "submit" message concurrently with the
-    # value change, and two chart redraws at once can leave a garbled chart (widget issue).
-    training.get_by_label("Region", exact=True).fill("FR")
+    # A region code fills the intensity (France's grid). Enter too: ipykernel >= 7 may
+    # handle its "submit" message at the same time as the value change; updates are
+    # serialised, so the chart is whole and the last state wins.
+    region = training.get_by_label("Region", exact=True)
+    region.fill("FR")
+    region.press("Enter")
     values["training"]["intensity_g_per_kwh"] = repr(intensity("FR"))
-    _expect_total(page, calc, values, kernel_idle)
+    _expect_total(page, calc, values)
     shown = training.get_by_label("intensity_g_per_kwh", exact=True).input_value()
     assert float(shown) == pytest.approx(intensity("FR"))
     screenshot(calc, "nn-calculator.png", docs_name="widget-nn-calculator.png")
+
+    # The sweep plot can follow training hours instead of PUE.
+    calc.get_by_label("Sweep", exact=True).select_option("training hours")
+    _expect_total(page, calc, values, "training hours")
 
     # An invalid entry is flagged next to its field, never a traceback.
     hours = training.get_by_label("hours", exact=True)
@@ -95,14 +162,18 @@ def test_nn_calculator_follows_the_pure_function(page, run_notebook, screenshot,
     assert "Traceback" not in page.locator(".jp-Notebook").inner_text()
     hours.fill("100")
     values["training"]["hours"] = "100"
-    _expect_total(page, calc, values, kernel_idle)
+    _expect_total(page, calc, values, "training hours")
 
     # Another preset replaces every field.
     calc.get_by_label("Preset", exact=True).select_option("BLOOM-like (Luccioni et al. 2023)")
     values = {p: {f: repr(v) for f, v in fs.items()}
               for p, fs in PRESETS["BLOOM-like (Luccioni et al. 2023)"].items()}
-    _expect_total(page, calc, values, kernel_idle)
+    _expect_total(page, calc, values, "training hours")
     screenshot(calc, "nn-calculator-bloom.png")
+
+    # In a narrow notebook the form reflows instead of clipping its inputs.
+    _assert_fits_when_narrow(page, calc, 820)
+    screenshot(calc, "nn-calculator-narrow.png")
 
 
 # -- workflow simulator (notebooks/02-what-if-simulation.ipynb) ------------------------------
@@ -121,18 +192,20 @@ _TOTALS = """el => {
 }"""
 
 
-def _expected_totals(instances=None) -> dict[str, dict[str, float]]:
-    """The three modes' totals, from the widget's pure function, for the notebook's fleet."""
+def _expected(instances=None, mode: str = "monitor", **workload) -> tuple[dict, str]:
+    """The three modes' totals and the chart caption, from the widget's pure functions,
+    for the notebook's fleet and workflow."""
     from energykernel.sim import ComputeEnvironment, Workflow
-    from energykernel.widgets.simulator import compute
+    from energykernel.widgets.simulation import chart_description, compute
 
     examples = Path(__file__).resolve().parents[2] / "examples"
     env = ComputeEnvironment.from_json(examples / "instances.json")
     workflow = Workflow.from_json(examples / "tasks.json")
-    out = compute(env, workflow, mode="monitor", instances=instances or {})
+    out = compute(env, workflow, mode=mode, instances=instances or {}, **workload)
     assert not out["errors"], out["errors"]
-    return {m: {"kwh": r.energy_j / 3.6e6, "makespan": r.makespan_s, "emissions": r.emissions_g}
-            for m, r in out["results"].items()}
+    totals = {m: {"kwh": t["energy_kwh"], "makespan": t["makespan_s"],
+                  "emissions": t["emissions_g"]} for m, t in out["totals"].items()}
+    return totals, chart_description(out, mode)
 
 
 def _matches(shown, want) -> bool:
@@ -144,8 +217,9 @@ def _matches(shown, want) -> bool:
                for m in want for k in tol)
 
 
-def _wait_totals(page, sim, want, selected: str) -> dict:
-    totals = sim.locator(".widget-html").filter(has=page.locator("table")).last
+def _wait_totals(page, sim, want, selected: str, caption: str | None = None) -> dict:
+    """Wait for the totals table (and then the chart of the same update) to show ``want``."""
+    totals = sim.locator(".widget-html.ek-sim-totals")
     handle = totals.element_handle()
     page.wait_for_function(
         """([el, want, selected, tol]) => {
@@ -163,52 +237,76 @@ def _wait_totals(page, sim, want, selected: str) -> dict:
     shown = totals.evaluate(_TOTALS)
     assert _matches(shown, want), (shown, want)
     assert [m for m, row in shown.items() if row["bold"]] == [selected]
+    if caption is not None:
+        _wait_chart(page, sim, "ek-sim-chart-caption", caption)
     return shown
 
 
-def test_simulator_follows_the_pure_function(page, run_notebook, screenshot, kernel_idle):
+def _commit(field, text: str) -> None:
+    """Type into a numeric/text field and commit it with Enter, like a user."""
+    field.fill(text)
+    field.press("Enter")
+
+
+def test_simulator_follows_the_pure_function(page, run_notebook, screenshot):
     run_notebook("02-what-if-simulation.ipynb")
     out = page.locator(".jp-OutputArea-output")
     sim = out.locator(".widget-vbox").filter(has=page.get_by_label("mode", exact=True)).first
     sim.scroll_into_view_if_needed()
 
     # As displayed: optimize selected, all three modes side by side.
-    base = _expected_totals()
+    base, caption = _expected(mode="optimize")
     assert base["optimal"]["kwh"] <= base["optimize"]["kwh"] + 1e-9
-    _wait_totals(page, sim, base, "optimize")
+    _wait_totals(page, sim, base, "optimize", caption)
 
     # Switch the mode: the selected row (and the Gantt chart) follow; the totals stay.
     sim.get_by_label("mode", exact=True).select_option("monitor")
-    _wait_totals(page, sim, base, "monitor")
-    kernel_idle()
+    _wait_totals(page, sim, base, "monitor", _expected(mode="monitor")[1])
 
     # Cheaper GPUs on the A100 server: type a new W/unit, commit with Enter.
     a100 = sim.locator(".widget-vbox").filter(
         has=page.locator("b", has_text=re.compile(r"^gpu-a100x4$"))).last
     cost = a100.get_by_label("gpu W/unit", exact=True)
-    cost.fill("250")
-    cost.press("Enter")
-    cheaper = _expected_totals({"gpu-a100x4": {"gpu.cost": 250.0}})
+    _commit(cost, "250")
+    fleet = {"gpu-a100x4": {"gpu.cost": 250.0}}
+    cheaper, caption = _expected(fleet)
     assert cheaper["monitor"]["kwh"] < base["monitor"]["kwh"]
-    _wait_totals(page, sim, cheaper, "monitor")
-    kernel_idle()  # the Gantt chart of this update is drawn too
+    _wait_totals(page, sim, cheaper, "monitor", caption)
+
+    # A bigger, more varied workload: 16 tasks, durations ±30 % (seeded), demand as is.
+    _commit(sim.get_by_label("tasks", exact=True), "16")
+    _commit(sim.get_by_label("duration spread", exact=True), "0.3")
+    workload = {"n_tasks": 16, "duration_spread": 0.3}
+    bigger, caption = _expected(fleet, **workload)
+    assert bigger["monitor"]["kwh"] > cheaper["monitor"]["kwh"]
+    _wait_totals(page, sim, bigger, "monitor", caption)
+    breakdown = sim.locator(".widget-html.ek-sim-breakdown").inner_text()
+    assert "gpu-a100x4" in breakdown and "gCO2e" in breakdown
     screenshot(sim, "simulator.png", docs_name="widget-simulator.png")
 
-    # The optimal schedule, with the changed fleet.
+    # The optimal schedule, with the changed fleet and workload.
     sim.get_by_label("mode", exact=True).select_option("optimal")
-    _wait_totals(page, sim, cheaper, "optimal")
-    kernel_idle()
+    _wait_totals(page, sim, bigger, "optimal", _expected(fleet, mode="optimal", **workload)[1])
     screenshot(sim, "simulator-optimal.png")
 
     # A negative cost is flagged next to the field; the last valid totals stay.
     field = a100.locator(".widget-vbox").filter(has=page.get_by_label("gpu W/unit", exact=True))
     assert "must be" not in field.inner_text()
-    cost.fill("-5")
-    cost.press("Enter")
+    _commit(cost, "-5")
     page.wait_for_function("el => el.innerText.includes('must be')",
                            arg=field.element_handle())
-    _wait_totals(page, sim, cheaper, "optimal")
+    _wait_totals(page, sim, bigger, "optimal")
+    # So is a workload entry out of range.
+    spread = sim.get_by_label("duration spread", exact=True)
+    _commit(spread, "2")
+    spread_box = sim.locator(".widget-vbox").filter(
+        has=page.get_by_label("duration spread", exact=True)).last
+    page.wait_for_function("el => el.innerText.includes('must be')",
+                           arg=spread_box.element_handle())
     assert "Traceback" not in page.locator(".jp-Notebook").inner_text()
+
+    # In a narrow notebook the controls reflow instead of clipping.
+    _assert_fits_when_narrow(page, sim, 820)
 
 
 # -- the HTML report (energykernel report) ------------------------------------------------------

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from energykernel.carbon import intensity, nn_total
@@ -9,14 +13,15 @@ from energykernel.carbon import intensity, nn_total
 pytest.importorskip("ipywidgets")
 pytest.importorskip("matplotlib")
 
-from energykernel.widgets.carbon import PRESETS, compute, nn_calculator, sweep
-
-
-@pytest.fixture(autouse=True)
-def _agg(monkeypatch):
-    import matplotlib
-
-    matplotlib.use("Agg")
+from energykernel.widgets.carbon import (
+    CUSTOM,
+    PRESETS,
+    SWEEPS,
+    compute,
+    nn_calculator,
+    sweep,
+    sweep_points,
+)
 
 
 def gpt3():
@@ -65,3 +70,74 @@ def test_widget_wiring(capsys):
     assert "unknown region" in calc._errs["training.intensity_g_per_kwh"].value
     calc.preset.value = "BLOOM-like (Luccioni et al. 2023)"
     assert calc.result.training_kwh == pytest.approx(384 * 400 * 2820.3 / 1000)
+
+
+def test_sweep_points():
+    vals = gpt3()
+    assert sweep_points(vals, "training", "pue") == pytest.approx([1 + k / 10 for k in range(11)])
+    hours = sweep_points(vals, "training", "hours", n=5)
+    assert hours == pytest.approx([0, 177.6, 355.2, 532.8, 710.4])
+    assert sweep_points(vals, "inference", "hours", n=3) == pytest.approx([0, 50, 100])
+    assert sweep_points({"training": {"hours": "abc"}}, "training", "hours", n=2)[-1] == 100
+    for label, (phase, field) in SWEEPS.items():
+        assert field in dict.fromkeys(("pue", "hours", "intensity_g_per_kwh")), label
+        assert phase == "training"
+
+
+def test_chart_is_a_png_with_a_text_equivalent():
+    calc = nn_calculator()
+    assert bytes(calc.chart.value[:8]) == b"\x89PNG\r\n\x1a\n"
+    assert "training 553.142 t" in calc.caption.value
+    calc.sweep.value = "training hours"
+    calc.update()
+    assert "total vs training hours" in calc.caption.value
+
+
+def test_no_pyplot():
+    """Charts are drawn without pyplot's global state (safe under concurrent updates)."""
+    code = ("import sys; from energykernel.widgets import nn_calculator; "
+            "c = nn_calculator(); c.set(training__pue='1.3'); "
+            "assert len(c.chart.value) > 1000; "
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
+                   env={**os.environ, "MPLBACKEND": "Agg"})
+
+
+def test_field_changes_are_debounced_until_update():
+    calc = nn_calculator(debounce_s=60)
+    before = calc.result
+    calc._inputs["training.hours"].value = "710.4"  # as typed in the browser
+    assert calc.pending and calc.result is before
+    assert calc.preset.value == CUSTOM  # an edited form is no longer the preset
+    calc.update()
+    assert not calc.pending
+    assert calc.result.training_kwh / 1000 == pytest.approx(2 * 1289.376, rel=1e-6)
+
+
+def test_debounced_change_applies_on_its_own():
+    calc = nn_calculator(debounce_s=0.01)
+    calc._inputs["training.pue"].value = "2.2"
+    assert calc.wait(timeout=30)
+    assert calc.result.training_kwh / 1000 == pytest.approx(2 * 1289.376, rel=1e-6)
+
+
+def test_unknown_region_error_stays_until_the_region_changes():
+    calc = nn_calculator()
+    calc._region("training", "Narnia")
+    calc.set(training__hours="100")  # a later update keeps the region's message
+    assert "unknown region" in calc._errs["training.intensity_g_per_kwh"].value
+    calc._region("training", "FR")
+    calc.update()
+    assert calc._errs["training.intensity_g_per_kwh"].value == ""
+
+
+def test_form_reflows_in_a_narrow_notebook():
+    calc = nn_calculator()
+    outer, phases = calc.widget.children[0], calc.widget.children[1]
+    for box in (outer, phases):
+        assert box.layout.flex_flow == "row wrap"
+    for col in phases.children:
+        assert col.layout.flex.startswith("1 1") and col.layout.min_width
+    for text in calc._inputs.values():
+        assert text.layout.width == "100%" and text.layout.min_width == "0"
+    assert calc.chart.layout.max_width == "100%"

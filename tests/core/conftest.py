@@ -1,49 +1,12 @@
-"""A hand-driven counter backend, for exact arithmetic through the real measure path."""
+"""Core tests measure through the real engine with hand-driven counters."""
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import pytest
-
-from energykernel import backends, config
-from energykernel.backends.base import Backend, BackendStatus, Device
-
-
-class ManualBackend(Backend):
-    """Counters the test advances by hand: ``ManualBackend.add("cpu:package-0", 5.0)``."""
-
-    name = "manual"
-    method = "rapl"
-    counters: ClassVar[dict[str, float]] = {}
-    layout: ClassVar[dict[str, str | None]] = {
-        "cpu:package-0": "cpu",
-        "cpu:package-1": "cpu",
-        "ram:dram-0": "ram",
-        "cpu:psys": None,  # detail only: contains the packages
-    }
-
-    @classmethod
-    def add(cls, device: str, joules: float) -> None:
-        cls.counters[device] = cls.counters.get(device, 0.0) + joules
-
-    def probe(self) -> BackendStatus:
-        return BackendStatus(self.name, True, "test counters", ("cpu", "ram"), tuple(self.layout))
-
-    def _open(self) -> None:
-        self.devices = {name: Device(name, comp) for name, comp in self.layout.items()}
-        self._base = {d: self.counters.get(d, 0.0) for d in self.layout}
-
-    def _read(self) -> dict[str, float]:
-        return {d: self.counters.get(d, 0.0) - self._base[d] for d in self.layout}
+from fakes.counters import use_manual_backend
 
 
 @pytest.fixture
 def manual(monkeypatch):
-    """Select the manual counters first, the estimate for what they do not cover."""
-    ManualBackend.counters = {}
-    monkeypatch.setitem(backends.KNOWN_BACKENDS, "manual",
-                        f"{__name__}:ManualBackend")
-    monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "manual,estimate")
-    config.reset_settings()
-    return ManualBackend
+    """Manual counters for cpu and ram, the estimate for the rest."""
+    return use_manual_backend(monkeypatch, estimate=True)

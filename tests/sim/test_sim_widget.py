@@ -1,90 +1,302 @@
-"""The simulator widget: set widget values, read ``.result`` (no browser)."""
+"""The simulator widget: set widget values, call ``update()``, read ``.result`` (no browser)."""
 
 from __future__ import annotations
 
+import importlib
+import itertools
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
 import pytest
 
 pytest.importorskip("ipywidgets")
 
+import energykernel.widgets
 from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow
-from energykernel.widgets.simulator import compute, simulator
+from energykernel.widgets.simulation import (
+    Simulator,
+    breakdown,
+    compute,
+    lanes,
+    scale_workflow,
+    simulator,
+)
 
 ENV = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(4, 5.0)}),
                           ComputeInstance("b", {"cpu": Resource(4, 1.0)})])
 WF = Workflow([Task(f"t{k}", 10, {"cpu": 4}) for k in range(3)])
 
 
+def test_entry_point_survives_importing_the_module():
+    """``energykernel.widgets.simulator`` stays the function (no submodule of that name)."""
+    first = energykernel.widgets.simulator(ENV, WF, chart=False)
+    importlib.import_module("energykernel.widgets.simulation")
+    importlib.import_module("energykernel.widgets.carbon")
+    second = energykernel.widgets.simulator(ENV, WF, chart=False)
+    assert callable(energykernel.widgets.simulator)
+    assert isinstance(first, Simulator) and isinstance(second, Simulator)
+    from energykernel.widgets import simulator as again
+
+    assert isinstance(again(ENV, WF, chart=False), Simulator)
+    assert callable(energykernel.widgets.nn_calculator)
+
+
+def test_no_pyplot():
+    """Charts are drawn without pyplot's global state (safe under concurrent updates)."""
+    code = ("import sys; from energykernel.widgets import simulator; "
+            "s = simulator(); s.mode.value = 'monitor'; s.update(); "
+            "assert len(s.image.value) > 1000; "
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
+                   env={**os.environ, "MPLBACKEND": "Agg"})
+
+
 def test_defaults_build_and_show_all_modes():
     sim = simulator(chart=False)
-    assert sim.result is not None and sim.result.mode == "optimize"
+    assert sim.simulation is not None and sim.simulation.mode == "optimize"
     assert set(sim.results) == {"monitor", "optimize", "optimal"}
     assert "makespan" in sim.totals.value
+    for mode in ("monitor", "optimize", "optimal"):
+        assert f"<td>{mode}</td>" in sim.totals.value
+
+
+def test_result_is_the_dataset_of_the_selected_mode():
+    sim = simulator(ENV, WF, chart=False)
+    ds = sim.result
+    assert ds.attrs["method"] == "simulated" and ds.attrs["mode"] == "optimize"
+    assert {"task", "instance", "component"} <= set(ds.coords)
+    assert float(ds.total_energy) == pytest.approx(sim.simulation.energy_j)
+    assert sim.dataset is ds
+    sim.mode.value = "monitor"
+    sim.update()
+    assert sim.result.attrs["mode"] == "monitor"
+    assert float(sim.result.total_energy) == pytest.approx(440)
 
 
 def test_mode_and_costs_drive_the_result():
     sim = simulator(ENV, WF)
-    assert sim.result.energy_j == pytest.approx(280)
+    assert sim.simulation.energy_j == pytest.approx(280)
     sim.mode.value = "monitor"
-    assert sim.result.mode == "monitor" and sim.result.energy_j == pytest.approx(440)
+    sim.update()
+    assert sim.simulation.mode == "monitor" and sim.simulation.energy_j == pytest.approx(440)
     sim.controls["a"]["cpu.cost"].value = 1.0  # both instances now cost 1 W/core
-    assert sim.result.energy_j == pytest.approx(120)
+    sim.update()
+    assert sim.simulation.energy_j == pytest.approx(120)
     sim.controls["b"]["speed"].value = 2.0
-    assert sim.result.makespan_s == pytest.approx(10)
+    sim.update()
+    assert sim.simulation.makespan_s == pytest.approx(10)
     sim.mode.value = "optimal"
-    assert sim.result.energy_j <= sim.results["optimize"].energy_j + 1e-9
-    assert sim.dataset.attrs["mode"] == "optimal"
+    sim.refresh()
+    assert sim.simulation.energy_j <= sim.results["optimize"].energy_j + 1e-9
+    assert sim.result.attrs["mode"] == "optimal"
+    assert bytes(sim.image.value[:8]) == b"\x89PNG\r\n\x1a\n"
+    assert "optimal" in sim.caption.value
 
 
-def test_deadline_repeat_and_intensity():
+def test_changes_are_debounced_until_update():
+    sim = simulator(ENV, WF, chart=False, debounce_s=60)
+    sim.mode.value = "monitor"
+    assert sim.pending and sim.simulation.mode == "optimize"  # not applied yet
+    sim.update()
+    assert not sim.pending and sim.simulation.mode == "monitor"
+
+
+def test_debounced_change_applies_on_its_own():
+    sim = simulator(ENV, WF, chart=False, debounce_s=0.01)
+    sim.mode.value = "monitor"
+    assert sim.wait(timeout=30)
+    assert sim.simulation.mode == "monitor"
+
+
+def test_concurrent_updates_are_serialised_and_the_last_state_wins():
+    sim = simulator(ENV, WF, debounce_s=60)
+    errors: list[BaseException] = []
+
+    def hammer() -> None:
+        try:
+            for _ in range(3):
+                sim.update()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    sim.mode.value = "monitor"
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sim.update()
+    assert errors == []
+    assert sim.simulation.mode == "monitor" and "<b>" not in sim.error_labels["run"].value
+    assert bytes(sim.image.value).startswith(b"\x89PNG") and "monitor" in sim.caption.value
+
+
+def test_deadline_workload_and_intensity():
     sim = simulator(ENV, WF, chart=False)
     sim.mode.value = "optimal"
-    assert sim.result.makespan_s == 30
+    sim.update()
+    assert sim.simulation.makespan_s == 30
     sim.deadline.value = "20"
-    assert sim.result.makespan_s <= 20 and sim.result.energy_j == pytest.approx(280)
-    sim.repeat.value = 2  # 6 tasks cannot finish within 20 s: error, last result kept
+    sim.update()
+    assert sim.simulation.makespan_s <= 20 and sim.simulation.energy_j == pytest.approx(280)
+    sim.n_tasks.value = 6  # 6 tasks cannot finish within 20 s: error, last result kept
+    sim.update()
     assert "deadline_s=20" in sim.error_labels["deadline"].value
-    assert len(sim.result.task_names) == 3
+    assert len(sim.simulation.task_names) == 3
     sim.deadline.value = ""
-    assert len(sim.result.task_names) == 6 and sim.error_labels["deadline"].value == ""
+    sim.update()
+    assert len(sim.simulation.task_names) == 6 and sim.error_labels["deadline"].value == ""
+    assert int(sim.result.runs.sum()) == 6
     sim.controls["a"]["intensity_g_per_kwh"].value = "100"
     sim.controls["b"]["intensity_g_per_kwh"].value = "100"
-    assert sim.result.emissions_g > 0
+    sim.update()
+    assert sim.simulation.emissions_g > 0
+
+
+def test_workload_controls_regenerate_the_workflow_deterministically():
+    sim = simulator(ENV, WF, chart=False)
+    sim.mode.value = "monitor"
+    sim.n_tasks.value = 5
+    sim.duration_spread.value = 0.5
+    sim.demand_scale.value = 0.5
+    sim.update()
+    first = sim.simulation
+    durations = first.end_s - first.start_s
+    assert len(first.task_names) == 5 and first.task_names[3:] == ["t0", "t1"]
+    assert np.all(durations >= 5 - 1e-9) and np.all(durations <= 15 + 1e-9)
+    assert len(set(np.round(durations, 9))) > 1
+    # the same fields give the same tasks; a new seed gives others
+    again = compute(ENV, WF, mode="monitor", n_tasks=5, duration_spread=0.5, demand_scale=0.5)
+    assert np.allclose(again["simulation"].end_s, first.end_s)
+    sim.seed.value = 1
+    sim.update()
+    assert not np.allclose(sim.simulation.end_s - sim.simulation.start_s, durations)
+    # demand 2 cores each: two tasks share an instance at once
+    assert first.step_energy_j[0, 0] == pytest.approx(durations[0] * 2 * 5.0)
+
+
+def test_scale_workflow():
+    assert scale_workflow(WF) is WF
+    assert [t.name for t in scale_workflow(WF, n_tasks=2)] == ["t0", "t1"]
+    grown = scale_workflow(WF, n_tasks=7, duration_spread=0.2, seed=3)
+    prefix = scale_workflow(WF, n_tasks=4, duration_spread=0.2, seed=3)
+    assert [t.duration_s for t in grown][:4] == [t.duration_s for t in prefix]
+    assert all(8 <= t.duration_s <= 12 for t in grown)
+    assert scale_workflow(WF, demand_scale=1.5)[0].demand == {"cpu": 6.0}
+    for kw, field in [({"n_tasks": 0}, "n_tasks"), ({"n_tasks": 2.5}, "n_tasks"),
+                      ({"duration_spread": 1.0}, "duration_spread"),
+                      ({"duration_spread": "x"}, "duration_spread"),
+                      ({"demand_scale": 0}, "demand_scale"),
+                      ({"demand_scale": float("nan")}, "demand_scale"), ({"seed": -1}, "seed")]:
+        with pytest.raises(ValueError, match=f"^{field}: "):
+            scale_workflow(WF, **kw)
+
+
+def test_lanes_keep_concurrent_tasks_apart():
+    env = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(8, 1.0)}),
+                              ComputeInstance("b", {"cpu": Resource(8, 1.0)})])
+    wf = Workflow([Task("x", 10, {"cpu": 2}), Task("y", 20, {"cpu": 2}),
+                   Task("z", 5, {"cpu": 2}), Task("w", 30, {"cpu": 8})])
+    r = env.run(wf, "monitor")
+    lane, count = lanes(r)
+    assert r.assignment.tolist() == [0, 0, 0, 1]
+    assert sorted(lane.tolist()[:3]) == [0, 1, 2] and count.tolist() == [3, 1]
+    for i in range(2):  # no two steps of one lane overlap
+        for k in range(count[i]):
+            steps = sorted((r.start_s[s], r.end_s[s]) for s in range(4)
+                           if r.assignment[s] == i and lane[s] == k)
+            assert all(a[1] <= b[0] for a, b in itertools.pairwise(steps))
+    # sequential tasks share one lane
+    seq = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(2, 1.0)})]).run(wf[:3])
+    assert lanes(seq)[1].tolist() == [1]
+
+
+def test_breakdown_per_instance_and_component():
+    env = ComputeEnvironment([
+        ComputeInstance("a", {"cpu": Resource(4, 5.0), "ram": Resource(8, 1.0)},
+                        idle_power_w=36, intensity_g_per_kwh=100),
+        ComputeInstance("b", {"cpu": Resource(4, 1.0)})])
+    out = compute(env, Workflow([Task("t", 3600, {"cpu": 4, "ram": 8})]), mode="monitor")
+    b = out["breakdown"]
+    assert b["components"] == ["cpu", "ram"] and b["tasks"] == [1, 0]
+    assert b["energy_kwh"]["cpu"] == pytest.approx([0.02, 0])
+    assert b["energy_kwh"]["ram"] == pytest.approx([0.008, 0])
+    assert b["energy_kwh"]["idle"] == pytest.approx([0.036, 0])
+    assert b["energy_kwh"]["total"] == pytest.approx([0.064, 0])
+    assert b["emissions_g"]["cpu"][0] == pytest.approx(2.0)
+    assert b["emissions_g"]["total"][0] == pytest.approx(6.4)
+    assert np.isnan(b["emissions_g"]["total"][1])  # b has no intensity
+    again = breakdown(out["simulation"], out["environment"])
+    assert again["energy_kwh"] == b["energy_kwh"] and again["tasks"] == b["tasks"]
+    t = out["totals"]["monitor"]
+    assert t["energy_kwh"] == pytest.approx(0.064) and t["idle_kwh"] == pytest.approx(0.036)
+    assert t["component_kwh"]["cpu"] == pytest.approx(0.02)
+
+
+def test_widget_shows_breakdown_and_chart():
+    sim = simulator(ENV, WF)
+    assert "ek-sim-breakdown" in sim.breakdown.value and "<td>a</td>" in sim.breakdown.value
+    assert bytes(sim.image.value).startswith(b"\x89PNG")
+    assert "optimize" in sim.caption.value and "0.0001 kWh" in sim.caption.value
 
 
 def test_invalid_entries_show_an_error_next_to_the_field_and_keep_the_result():
     sim = simulator(ENV, WF, chart=False)
-    before = sim.result
-    sim.controls["b"]["speed"].value = -1.0
-    assert sim.result is before
+    before = sim.simulation
+
+    def set_(widget, value):
+        widget.value = value
+        sim.update()
+
+    set_(sim.controls["b"]["speed"], -1.0)
+    assert sim.simulation is before
     assert "must be &gt; 0" in sim.error_labels["b.speed"].value
-    sim.controls["b"]["speed"].value = 1.0
+    set_(sim.controls["b"]["speed"], 1.0)
     assert sim.error_labels["b.speed"].value == ""
-    sim.controls["a"]["cpu.cost"].value = -3.0
+    set_(sim.controls["a"]["cpu.cost"], -3.0)
     assert "≥ 0" in sim.error_labels["a.cpu.cost"].value
-    sim.controls["a"]["cpu.cost"].value = 5.0
-    sim.controls["a"]["intensity_g_per_kwh"].value = "lots"
+    set_(sim.controls["a"]["cpu.cost"], 5.0)
+    set_(sim.controls["a"]["intensity_g_per_kwh"], "lots")
     assert "number" in sim.error_labels["a.intensity_g_per_kwh"].value
-    sim.controls["a"]["intensity_g_per_kwh"].value = ""
-    sim.deadline.value = "soon"
+    set_(sim.controls["a"]["intensity_g_per_kwh"], "")
+    set_(sim.deadline, "soon")
     assert "number" in sim.error_labels["deadline"].value
-    sim.deadline.value = ""
-    sim.controls["a"]["cpu.capacity"].value = 1.0
-    sim.controls["b"]["cpu.capacity"].value = 1.0  # now no instance holds a 4-core task
+    set_(sim.deadline, "")
+    for widget, value, key in [(sim.n_tasks, 0, "n_tasks"),
+                               (sim.duration_spread, 1.5, "duration_spread"),
+                               (sim.demand_scale, -1.0, "demand_scale"), (sim.seed, -2, "seed")]:
+        old, before = widget.value, sim.simulation
+        set_(widget, value)
+        assert "must be" in sim.error_labels[key].value and sim.simulation is before
+        assert "Traceback" not in sim.error_labels[key].value
+        set_(widget, old)
+        assert sim.error_labels[key].value == ""
+    set_(sim.demand_scale, 2.0)  # 8 cores: no instance holds a task
     assert "fits no instance" in sim.error_labels["run"].value
-    sim.controls["b"]["cpu.capacity"].value = 4.0
-    assert sim.error_labels["run"].value == "" and sim.result is not before
+    set_(sim.demand_scale, 1.0)
+    sim.controls["a"]["cpu.capacity"].value = 1.0
+    set_(sim.controls["b"]["cpu.capacity"], 1.0)  # now no instance holds a 4-core task
+    assert "fits no instance" in sim.error_labels["run"].value
+    set_(sim.controls["b"]["cpu.capacity"], 4.0)
+    assert sim.error_labels["run"].value == "" and sim.simulation is not before
 
 
 def test_impossible_deadline_reported_while_other_modes_update():
     sim = simulator(ENV, WF, chart=False)
     sim.deadline.value = "5"
+    sim.update()
     assert "deadline" in sim.error_labels["deadline"].value
-    assert sim.result.mode == "optimize"  # the selected mode still computed
+    assert sim.simulation.mode == "optimize"  # the selected mode still computed
 
 
 def test_compute_is_pure():
     out = compute(ENV, WF, mode="monitor", instances={"a": {"speed": 2.0}}, compare=False)
     assert set(out["results"]) == {"monitor"} and out["errors"] == {}
-    assert out["result"].end_s.max() == pytest.approx(10)
+    assert out["simulation"].end_s.max() == pytest.approx(10)
     out = compute(ENV, WF, instances={"a": {"pue": 0.5}})
-    assert "a.pue" in out["errors"] and out["result"] is None
+    assert "a.pue" in out["errors"] and out["simulation"] is None
+    out = compute(ENV, WF, mode="fastest")
+    assert "mode" in out["errors"] and out["simulation"] is None

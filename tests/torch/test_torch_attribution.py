@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import ClassVar
 
 import pytest
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
 
-from energykernel import backends, config  # noqa: E402
-from energykernel.backends.base import Backend, BackendStatus, Device  # noqa: E402
+from fakes.counters import ManualBackend, use_manual_backend  # noqa: E402
+
 from energykernel.torch import LayerEnergy  # noqa: E402
 from energykernel.torch.attribution import (  # noqa: E402
     CallSpan,
@@ -21,36 +20,10 @@ from energykernel.torch.attribution import (  # noqa: E402
 )
 
 
-class TorchManualBackend(Backend):
-    """Counters the test advances by hand (a RAPL look-alike)."""
-
-    name = "manual"
-    method = "rapl"
-    counters: ClassVar[dict[str, float]] = {}
-    layout: ClassVar[dict[str, str | None]] = {"cpu:package-0": "cpu", "ram:dram-0": "ram"}
-
-    @classmethod
-    def add(cls, device: str, joules: float) -> None:
-        cls.counters[device] = cls.counters.get(device, 0.0) + joules
-
-    def probe(self) -> BackendStatus:
-        return BackendStatus(self.name, True, "test counters", ("cpu", "ram"), tuple(self.layout))
-
-    def _open(self) -> None:
-        self.devices = {name: Device(name, comp) for name, comp in self.layout.items()}
-        self._base = {d: self.counters.get(d, 0.0) for d in self.layout}
-
-    def _read(self) -> dict[str, float]:
-        return {d: self.counters.get(d, 0.0) - self._base[d] for d in self.layout}
-
-
 @pytest.fixture
 def manual(monkeypatch):
-    TorchManualBackend.counters = {}
-    monkeypatch.setitem(backends.KNOWN_BACKENDS, "manual", f"{__name__}:TorchManualBackend")
-    monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "manual")
-    config.reset_settings()
-    return TorchManualBackend
+    """Manual counters for cpu and ram only."""
+    return use_manual_backend(monkeypatch, estimate=False)
 
 
 class BurnFn(torch.autograd.Function):
@@ -63,7 +36,7 @@ class BurnFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, w = ctx.saved_tensors
-        TorchManualBackend.add("cpu:package-0", ctx.backward_j)
+        ManualBackend.add("cpu:package-0", ctx.backward_j)
         return grad * w, (grad * x).sum().reshape(1), None
 
 
@@ -76,7 +49,7 @@ class Burn(nn.Module):
         self.forward_j, self.backward_j, self.sleep_s = forward_j, backward_j, sleep_s
 
     def forward(self, x):
-        TorchManualBackend.add("cpu:package-0", self.forward_j)
+        ManualBackend.add("cpu:package-0", self.forward_j)
         if self.sleep_s:
             time.sleep(self.sleep_s)
         return BurnFn.apply(x, self.w, self.backward_j)
@@ -85,8 +58,8 @@ class Burn(nn.Module):
 def run_steps(model, le, steps=3, outside_j=5.0, ram_j=1.0):
     for _ in range(steps):
         out = model(torch.ones(4))  # the input does not require grad: first-layer case
-        TorchManualBackend.add("cpu:package-0", outside_j)  # "loss" work, outside layers
-        TorchManualBackend.add("ram:dram-0", ram_j)
+        ManualBackend.add("cpu:package-0", outside_j)  # "loss" work, outside layers
+        ManualBackend.add("ram:dram-0", ram_j)
         out.sum().backward()
         le.step()
 

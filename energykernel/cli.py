@@ -112,6 +112,7 @@ def _measure(args: argparse.Namespace) -> int:
     import nbformat
 
     from . import report as _report_mod
+    from ._atomic import write_text_atomic
     from .notebook_runner import RunError, run_notebook
 
     source = _input_file(args.notebook, "notebook")
@@ -134,7 +135,7 @@ def _measure(args: argparse.Namespace) -> int:
 
     nb.metadata["energykernel"] = {"source": source.name, "runs": len(run.records),
                                    "complete": run.failure is None}
-    _report_mod.write_text(out_nb, nbformat.writes(nb))
+    write_text_atomic(out_nb, nbformat.writes(nb))
     _write_dataset(run, out_ds)
     data = _report_mod.open_dataset(out_ds)
     from .backends import statuses

@@ -12,6 +12,7 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._atomic import write_text_atomic
 from .backends.base import COMPONENTS
 
 if TYPE_CHECKING:
@@ -160,19 +161,6 @@ def render(data: ReportData, *, title: str, source: str, statuses: list[Any] | N
             f"<body>\n{body}\n</body></html>\n")
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` atomically (temp file in the same directory, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def write_report(data: ReportData, out: str | os.PathLike, **kwargs: Any) -> Path:
     """Render ``data`` and write it to ``out`` atomically."""
-    return write_text(out, render(data, **kwargs))
+    return write_text_atomic(out, render(data, **kwargs))

@@ -226,14 +226,9 @@ def save(records: Sequence[Record], samples: Sequence, instance: str,
             {"task": "time_task", "instance": "time_instance"}
         )
         run_ds = xr.merge([run_ds, tl], combine_attrs="override")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        run_ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    from ._atomic import write_netcdf_atomic
+
+    return write_netcdf_atomic(run_ds, path)
 
 
 def open_runs_file(path: str | os.PathLike) -> list[Record]:

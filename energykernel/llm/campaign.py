@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from .._atomic import write_netcdf_atomic
 from ..backends.base import COMPONENTS
 from ..config import settings
 from ..window import measure
@@ -226,14 +227,7 @@ def save_prompts(ds: xr.Dataset, path: str | os.PathLike) -> Path:
         raise ValueError(f"save_prompts({str(path)!r}): use a file name ending in .nc")
     if not path.parent.exists():
         raise FileNotFoundError(f"save_prompts({str(path)!r}): directory does not exist")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return write_netcdf_atomic(ds, path)
 
 
 def load_prompts(path: str | os.PathLike) -> xr.Dataset:

@@ -8,7 +8,6 @@ field and returns 2; the dataset is written atomically (never a partial file).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -71,15 +70,9 @@ def format_summary(result) -> str:
 
 
 def _write_dataset(ds, path: Path) -> None:
-    from ..schema import NETCDF_ENGINE
+    from .._atomic import write_netcdf_atomic
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_netcdf_atomic(ds, path)
 
 
 def simulate_main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .._atomic import write_text_atomic
 from .model import ComputeInstance, SimulationInputError, Task
 
 INSTANCE_FIELDS = ("name", "speed", "idle_power_w", "pue", "intensity_g_per_kwh", "resources")
@@ -114,14 +115,7 @@ def load_tasks(path: str | os.PathLike) -> list[Task]:
 
 
 def _write(obj: dict, path: str | os.PathLike) -> None:
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
 def save_instances(instances: Sequence[ComputeInstance], path: str | os.PathLike) -> None:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
+from .._atomic import write_text_atomic
 from ..backends.base import COMPONENTS
 from .model import ComputeEnvironment, ComputeInstance, SimulationInputError, Task, Workflow
 from .result import SimulationResult
@@ -228,16 +229,7 @@ class DataProduct:
         p = Path(path)
         if not p.parent.exists():
             raise FileNotFoundError(f"to_log({str(p)!r}): directory {str(p.parent)!r} does not exist")
-        tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                for h in self.history:
-                    f.write(json.dumps(h) + "\n")
-            os.replace(tmp, p)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return p
+        return write_text_atomic(p, "".join(json.dumps(h) + "\n" for h in self.history))
 
     def summary(self) -> str:
         """A few readable lines: runs, energy per task and instance, share of the total."""

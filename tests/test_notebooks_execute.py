@@ -27,8 +27,9 @@ def test_notebook_runs_without_errors(path, tmp_path):
     assert errors == []
 
 
-def test_tour_is_committed_without_outputs():
-    nb = nbformat.read(NOTEBOOKS[0].with_name("01-tour.ipynb"), as_version=4)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None
+            assert cell.outputs == [] and cell.execution_count is None, path.name

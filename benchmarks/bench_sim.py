@@ -70,28 +70,18 @@ def timed(label: str, fn, target_s: float | None = None):
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="10x smaller large cases")
-    args = ap.parse_args()
-    rng = np.random.default_rng(0)
-    nt, ni = (10_000, 100) if args.quick else (100_000, 1_000)
-    env = fleet(ni, rng)
-    wf = timed(f"build {nt:,} Task objects", lambda: workload(nt, rng))
-    for mode in ("monitor", "optimize"):
-        r = timed(f"{mode:8s} {nt:,} tasks x {ni:,} instances", lambda m=mode: env.run(wf, m), 5.0)
-        print(f"{'':10s}energy {r.energy_j / 3.6e6:,.1f} kWh, makespan {r.makespan_s:,.0f} s, "
-              f"{int(r.used.sum())} instances used")
-    timed(f"dataset of {nt:,} steps (result.dataset)", lambda: r.dataset)
-    wf_rand = workload(nt, rng, random_dirs=True)
-    timed(f"optimize, random demand direction per task ({nt:,} x {ni:,})",
-          lambda: env.run(wf_rand, "optimize"))
+def bench_widget_sized(rng: np.random.Generator) -> None:
+    """The 200 tasks × 10 instances case behind the widget, and a widget update.
+
+    Run first, in a fresh process state: a user's notebook does not hold the 100,000-task
+    results of the large cases, whose garbage would otherwise be collected mid-update.
+    """
     small_env, small_wf = fleet(10, rng), workload(200, rng)
     for mode in ("monitor", "optimize", "optimal"):
         reps = 20 if mode != "optimal" else 3
         t0 = time.perf_counter()
         for _ in range(reps):
-            r = small_env.run(small_wf, mode)
+            small_env.run(small_wf, mode)
         dt = (time.perf_counter() - t0) / reps
         print(f"{'widget case ' + mode + ': 200 tasks x 10 instances':<58s} {dt * 1e3:8.2f} ms"
               f"   (target < 200 ms: {'ok' if dt < 0.2 else 'MISSED'})")
@@ -111,6 +101,25 @@ def main() -> None:
                     else "all 3 modes + charts, PNG")
             print(f"{'widget update (' + what + ')':<58s} {dt * 1e3:8.2f} ms"
                   f"   (target < 200 ms: {'ok' if dt < 0.2 else 'MISSED'})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="10x smaller large cases")
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    bench_widget_sized(rng)
+    nt, ni = (10_000, 100) if args.quick else (100_000, 1_000)
+    env = fleet(ni, rng)
+    wf = timed(f"build {nt:,} Task objects", lambda: workload(nt, rng))
+    for mode in ("monitor", "optimize"):
+        r = timed(f"{mode:8s} {nt:,} tasks x {ni:,} instances", lambda m=mode: env.run(wf, m), 5.0)
+        print(f"{'':10s}energy {r.energy_j / 3.6e6:,.1f} kWh, makespan {r.makespan_s:,.0f} s, "
+              f"{int(r.used.sum())} instances used")
+    timed(f"dataset of {nt:,} steps (result.dataset)", lambda: r.dataset)
+    wf_rand = workload(nt, rng, random_dirs=True)
+    timed(f"optimize, random demand direction per task ({nt:,} x {ni:,})",
+          lambda: env.run(wf_rand, "optimize"))
     mid_env, mid_wf = fleet(100, rng), workload(10_000, rng)
     r = timed("optimal (heuristic) 10,000 tasks x 100 instances", lambda: mid_env.run(mid_wf, "optimal"))
     print(f"{'':10s}{r.info['evaluations']} schedules evaluated, best: {r.info['best_candidate']}")

@@ -584,7 +584,7 @@ class Simulator:
 
     def _draw(self, out: Mapping[str, Any], mode: str) -> None:
         try:
-            png = figure_png(chart_figure(out, mode), tight=False)
+            png = figure_png(chart_figure(out, mode), dpi=80, tight=False)
         except ImportError:  # pragma: no cover - matplotlib is optional
             return
         self.image.value = png

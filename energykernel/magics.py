@@ -147,6 +147,7 @@ class CellWatch:
     def __init__(self, shell: Any) -> None:
         self.shell = shell
         self.auto = False
+        self.auto_quiet = False  # %energy auto on quiet: record every cell, show no line
         self.held = False  # auto mode held on (energykernel measure)
         self.stack: list[_Frame] = []
         self.marker_pending = False  # a hook window was opened for an %%energy line
@@ -171,7 +172,7 @@ class CellWatch:
         task = (args.task if args is not None and args.task else None) or (
             label.group(1) if label else f"cell-{count}")
         if args is None:
-            return CellOptions(task)
+            return CellOptions(task, quiet=self.auto_quiet)
         return CellOptions(task, args.instance, args.components, args.quiet, args.output,
                            args.cluster)
 
@@ -321,13 +322,14 @@ class EnergyMagics(Magics):
 
     @magic_arguments("energy")
     @argument("command", nargs="?", default=None,
-              help="auto on|off, summary, plot [KIND], save PATH, backends")
+              help="auto on [quiet]|off, summary, plot [KIND], save PATH, backends")
     @argument("rest", nargs="*", help="arguments of the command")
     @line_magic("energy")
     def energy_line(self, line: str) -> Any:
         """energykernel commands:
 
         %energy auto on|off      measure every following cell
+        %energy auto on quiet    … recording each run without showing its line
         %energy summary          table of tasks × components
         %energy plot [KIND]      tasks (default), timeline or instances
         %energy save PATH        write every recorded run to a NetCDF file
@@ -339,12 +341,13 @@ class EnergyMagics(Magics):
             print(f"auto mode is {'on' if self.watch.auto else 'off'}\n{_usage()}")
             return None
         if command == "auto":
-            if rest not in (["on"], ["off"]):
-                raise UsageError("%energy auto: say 'on' or 'off'")
+            if rest not in (["on"], ["on", "quiet"], ["off"]):
+                raise UsageError("%energy auto: say 'on', 'on quiet' or 'off'")
             if rest == ["off"] and self.watch.held:
                 print("energykernel: auto mode stays on (held by energykernel measure)")
                 return None
-            self.watch.auto = rest == ["on"]
+            self.watch.auto = rest[0] == "on"
+            self.watch.auto_quiet = rest == ["on", "quiet"]
             return None
         handler = getattr(self, f"_cmd_{command}", None)
         if handler is None:

@@ -160,6 +160,21 @@ def test_auto_mode_measures_every_cell_once(shell):
                        ("captured", "ok"), ("labelled", "ok"), ("called", "ok")]
 
 
+def test_quiet_auto_mode_records_without_a_line(shell):
+    run(shell, "%energy auto on quiet")
+    _, quiet = run(shell, "a = 1")
+    _, marked = run(shell, "%%energy -t shown\nb = 2")  # an explicit marker still shows it
+    run(shell, "%energy auto on")
+    _, loud = run(shell, "c = 3")
+    run(shell, "%energy auto off")
+    assert [t for t, _ in tasks()][1:] == ["shown", tasks()[2][0]]
+    assert len(tasks()) == 3
+    assert energy_lines(quiet) == [] and len(energy_lines(loud)) == 1
+    assert len(energy_lines(marked)) == 1
+    bad, _ = run(shell, "%energy auto on loudly")
+    assert bad.error_in_exec is not None and "on quiet" in str(bad.error_in_exec)
+
+
 def test_auto_mode_records_errors(shell):
     run(shell, "%energy auto on")
     result, _ = run(shell, "raise ValueError('bad')")

@@ -204,6 +204,20 @@ def _phase(name: str, spec: Mapping[str, Any], keys: tuple[str, ...],
     return dict(spec)
 
 
+def _operational(name: str, phase: Any, keys: tuple[str, ...], energy_kwh_of: Any,
+                 entry_energy_of: Any, inputs: dict[str, Any]) -> tuple[Any, Any]:
+    """(kWh, gCO2e) of a training or inference phase (zeros when it is left out)."""
+    if phase is None:
+        return 0.0, 0.0
+    spec = _phase(name, phase, (*keys, "intensity_g_per_kwh"), ("transport_factor",))
+    inputs[name] = spec
+    kwh = energy_kwh_of(**{k: spec[k] for k in keys})
+    grams = nn_c(energy_kwh=_per_entry_energy(spec, entry_energy_of, keys),
+                 intensity_g_per_kwh=spec["intensity_g_per_kwh"],
+                 transport_factor=spec.get("transport_factor", 1.0))
+    return kwh, grams
+
+
 def nn_total(*, training: Mapping[str, Any] | None = None,
              inference: Mapping[str, Any] | None = None,
              embodied: Mapping[str, Any] | float | None = None) -> NNBreakdown:
@@ -216,26 +230,8 @@ def nn_total(*, training: Mapping[str, Any] | None = None,
     A phase left out counts as zero.
     """
     inputs: dict[str, Any] = {}
-    tr_kwh: Any = 0.0
-    tr_g: Any = 0.0
-    if training is not None:
-        spec = _phase("training", training, (*_TRAIN_KEYS, "intensity_g_per_kwh"),
-                      ("transport_factor",))
-        inputs["training"] = spec
-        tr_kwh = nn_et(**{k: spec[k] for k in _TRAIN_KEYS})
-        tr_g = nn_c(energy_kwh=_per_entry_energy(spec, _et, _TRAIN_KEYS),
-                    intensity_g_per_kwh=spec["intensity_g_per_kwh"],
-                    transport_factor=spec.get("transport_factor", 1.0))
-    in_kwh: Any = 0.0
-    in_g: Any = 0.0
-    if inference is not None:
-        spec = _phase("inference", inference, (*_INFER_KEYS, "intensity_g_per_kwh"),
-                      ("transport_factor",))
-        inputs["inference"] = spec
-        in_kwh = nn_eq(**{k: spec[k] for k in _INFER_KEYS})
-        in_g = nn_c(energy_kwh=_per_entry_energy(spec, _eq, _INFER_KEYS),
-                    intensity_g_per_kwh=spec["intensity_g_per_kwh"],
-                    transport_factor=spec.get("transport_factor", 1.0))
+    tr_kwh, tr_g = _operational("training", training, _TRAIN_KEYS, nn_et, _et, inputs)
+    in_kwh, in_g = _operational("inference", inference, _INFER_KEYS, nn_eq, _eq, inputs)
     emb_g: Any = 0.0
     if embodied is not None:
         emb_g, inputs["embodied"] = _embodied(embodied)

@@ -197,15 +197,21 @@ class LayerHooks:
         call.t0 = self._now()
         self._fwd_open[ix].append(call)
 
-    def _fwd_post(self, ix: int, module: nn.Module, args: tuple, output: Any) -> None:
-        stack = self._fwd_open[ix]
+    def _close_call(self, stack: list) -> Any:
+        """Close the innermost open call of ``stack``: end time, counter, keep it."""
         if not stack:
-            return
+            return None
         call = stack.pop()
         call.t1 = self._now()
         if call.counter:
             call.read1 = self._read()
         self._calls.append(call)
+        return call
+
+    def _fwd_post(self, ix: int, module: nn.Module, args: tuple, output: Any) -> None:
+        call = self._close_call(self._fwd_open[ix])
+        if call is None:
+            return
         if self.backward == "graph" and torch.is_grad_enabled():
             self._hook_graph(ix, call.inputs, call.mark, output)
 
@@ -279,11 +285,4 @@ class LayerHooks:
 
     def _bw_post_module(self, ix: int, module: nn.Module, grad_input: Any,
                         grad_output: Any) -> None:
-        stack = self._bw_stack[ix]
-        if not stack:
-            return
-        call = stack.pop()
-        call.t1 = self._now()
-        if call.counter:
-            call.read1 = self._read()
-        self._calls.append(call)
+        self._close_call(self._bw_stack[ix])

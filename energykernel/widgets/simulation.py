@@ -278,15 +278,29 @@ def _num(x: float, fmt: str) -> str:
 
 
 def totals_html(totals: Mapping[str, Mapping[str, Any]], selected: str) -> str:
-    """The three modes side by side: one row each (the selected one bold)."""
+    """The three modes side by side: one row each (the selected one bold), with a bar of
+    its energy stacked by component and idle (drawn in HTML: no figure to render)."""
+    def parts(t: Mapping[str, Any]) -> list[tuple[str, float]]:
+        return [*t["component_kwh"].items(), ("idle", t["idle_kwh"])]
+
+    widest = max((sum(v for _, v in parts(t)) for t in totals.values()), default=0.0) or 1.0
     rows = []
     for m, t in totals.items():
         style = " style='font-weight:bold'" if m == selected else ""
+        bar = "".join(
+            f"<span title='{c}: {v:,.4f} kWh' style='display:inline-block;height:0.9em;"
+            f"width:{160 * v / widest:.1f}px;background:{COMPONENT_COLOURS.get(c, '#999')}'>"
+            "</span>" for c, v in parts(t) if v > 0)
         rows.append(f"<tr{style}><td>{m}</td><td>{t['energy_kwh']:,.4f}</td>"
                     f"<td>{t['makespan_s']:,.1f}</td>"
-                    f"<td>{_num(t['emissions_g'], ',.1f')}</td></tr>")
+                    f"<td>{_num(t['emissions_g'], ',.1f')}</td>"
+                    f"<td style='white-space:nowrap'>{bar}</td></tr>")
+    legend = " ".join(
+        f"<span style='color:{COMPONENT_COLOURS.get(c, '#999')}'>■</span> {c}"
+        for c, _ in parts(next(iter(totals.values())))) if totals else ""
     return ("<table class='ek-sim-totals'><tr><th>mode</th><th>energy (kWh)</th>"
-            "<th>makespan (s)</th><th>emissions (gCO2e)</th></tr>" + "".join(rows) + "</table>")
+            "<th>makespan (s)</th><th>emissions (gCO2e)</th>"
+            f"<th style='font-weight:normal'>{legend}</th></tr>" + "".join(rows) + "</table>")
 
 
 def breakdown_html(b: Mapping[str, Any], mode: str) -> str:
@@ -363,59 +377,24 @@ def gantt(result: SimulationResult, ax: Any = None,
 
 
 def chart_figure(out: Mapping[str, Any], mode: str) -> Any:
-    """The widget's figure: the Gantt chart of ``mode``, and the three modes side by side
-    (energy stacked by component and idle, emissions on top). The numbers per instance and
-    component are in the widget's table (:func:`breakdown_html`); a third axes would cost
-    the update about a third more time."""
+    """The widget's figure: the Gantt chart of ``mode``. The three modes side by side and
+    the numbers per instance and component are HTML (:func:`totals_html`,
+    :func:`breakdown_html`), which costs nothing to render."""
     from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-    from matplotlib.ticker import MaxNLocator
 
     sim: SimulationResult = out["simulation"]
-    b = out["breakdown"]
     _, count = out["lanes"]
     gantt_h = min(6.0, 0.6 + 0.3 * float((np.minimum(count, 8) * 0.5 + 0.8).sum()))  # inches
     n_names = len(set(sim.task_names))
     legend_h = 0.1 + 0.2 * math.ceil(n_names / 4) if n_names <= LEGEND_MAX_TASKS else 0.0
-    gap = 0.9 + legend_h  # x label, task legend, next title
-    bottom_h = 1.9
-    top, foot = 0.35, 0.45  # title; x tick labels
-    height = top + gantt_h + gap + bottom_h + foot
+    top, foot = 0.35, 0.55 + legend_h  # title; x label and the task legend
+    height = top + gantt_h + foot
     width = 9.5
-    left = 0.3 + 0.085 * max((len(n) for n in b["instances"]), default=4)  # instance names
+    left = 0.3 + 0.085 * max((len(n) for n in out["breakdown"]["instances"]), default=4)
     fig = Figure(figsize=(width, height))
-    grid = fig.add_gridspec(2, 2, height_ratios=[gantt_h, bottom_h], width_ratios=[1, 1.25],
-                            top=1 - top / height, bottom=foot / height, left=left / width,
-                            right=1 - 0.15 / width,
-                            hspace=gap / ((gantt_h + bottom_h) / 2), wspace=0.3)
-    gantt(sim, fig.add_subplot(grid[0, :]), out["lanes"])
-
-    parts = [*b["components"], "idle"]
-    ax = fig.add_subplot(grid[1, 0])
-    modes = list(out["totals"])
-    x = np.arange(len(modes))
-    base = np.zeros(len(modes))
-    for c in parts:
-        v = np.array([out["totals"][m]["idle_kwh"] if c == "idle"
-                      else out["totals"][m]["component_kwh"][c] for m in modes])
-        _rects(ax, x - 0.3, base, 0.6, v, [COMPONENT_COLOURS[c]] * len(x))
-        base += v
-    if mode in modes:  # the selected mode framed
-        k = modes.index(mode)
-        _rects(ax, [k - 0.3], [0.0], 0.6, [base[k]], ["none"], edgecolor="black", linewidth=1.2)
-    ax.set_xlim(-0.6, len(modes) - 0.4)
-    for k, m in enumerate(modes):
-        g = out["totals"][m]["emissions_g"]
-        label = f"{g:,.0f} gCO2e" if g == g else "no intensity"
-        ax.text(x[k], base[k], label, ha="center", va="bottom", fontsize="x-small")
-    ax.set_xticks(x, modes)
-    ax.set_ylim(0, max(float(base.max()) if len(base) else 0, 1e-12) * 1.2)
-    ax.yaxis.set_major_locator(MaxNLocator(4))
-    ax.set_ylabel("kWh")
-    ax.set_title("the three modes: energy by component, and emissions", fontsize="medium",
-                 y=1.0, pad=4)
-    ax.legend([Patch(color=COMPONENT_COLOURS[c]) for c in parts], parts, loc="center left",
-              fontsize="small", frameon=False, bbox_to_anchor=(1.02, 0.5))
+    ax = fig.add_axes((left / width, foot / height, 1 - (left + 0.15) / width,
+                       gantt_h / height))
+    gantt(sim, ax, out["lanes"])
     return fig
 
 
@@ -423,7 +402,7 @@ def chart_description(out: Mapping[str, Any], mode: str) -> str:
     """Text equivalent of the chart (its caption), with the totals as shown."""
     t = out["totals"][mode]
     return (f"Gantt chart of the {mode} schedule: {t['energy_kwh']:,.4f} kWh, makespan "
-            f"{t['makespan_s']:,.1f} s; the three modes' energy by component and emissions")
+            f"{t['makespan_s']:,.1f} s")
 
 
 class Simulator:

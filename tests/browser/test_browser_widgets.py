@@ -184,7 +184,7 @@ _TOTALS = """el => {
     const rows = {};
     for (const tr of table.querySelectorAll('tr')) {
         const td = [...tr.querySelectorAll('td')].map(c => c.innerText.trim());
-        if (td.length === 4) rows[td[0]] = {
+        if (td.length >= 4) rows[td[0]] = {
             kwh: td[1], makespan: td[2], emissions: td[3],
             bold: (tr.getAttribute('style') || '').includes('bold')};
     }

@@ -1,6 +1,6 @@
 """Simulation speed: ``python benchmarks/bench_sim.py [--quick]``.
 
-Prints wall times for the event-driven scheduler (DESIGN §5 / issue 4 targets):
+Prints wall times for the event-driven scheduler (targets):
 
 * 100,000 tasks × 1,000 instances in monitor and optimize (target < 5 s each), with a
   realistic mix of 8 task kinds (demands scaled ×1/×2/×4, random durations) on a fleet of

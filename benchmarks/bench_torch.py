@@ -5,7 +5,7 @@ Run: ``.venv/bin/python benchmarks/bench_torch.py [--steps N] [--trials N] [--th
 For each model, plain steps and steps under ``LayerEnergy`` are timed in alternating
 trials (so background load hits both alike); the figure is the median over trials of the
 per-step ratio, plus the cost per hooked call in µs. Prints figures; asserts nothing.
-Target (issue 6): ≤ 15 % on a model whose layers take ≥ 1 ms.
+Target: ≤ 15 % on a model whose layers take ≥ 1 ms.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The IPython layer: ``%%energy``, ``%energy …`` and auto mode (DESIGN §3).
+"""The IPython layer: ``%%energy``, ``%energy …`` and auto mode (see README, "In Jupyter").
 
 ``%%energy`` is a *marker*, not a wrapper. Three small pieces keep every native behaviour
 of the cell body (``await``, ``Out[n]``, a trailing ``;``, nested magics, exceptions):

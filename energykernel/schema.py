@@ -1,4 +1,4 @@
-"""Turn run records into the xarray Datasets of DESIGN §4, and save/load them.
+"""Turn run records into the xarray Datasets of the README's "The Dataset", and save/load them.
 
 Only this module (and the accessor) import xarray; measuring never does.
 """

@@ -1,6 +1,6 @@
 """Neural-network carbon calculators (nn-et, nn-eq, nn-emb, nn-c and their sum).
 
-Formulas (DESIGN §6, after the IF hackathon plugins of the NN carbon seed):
+Formulas (after the Impact Framework neural-network carbon plugins nn-et, nn-eq, nn-emb, nn-c):
 
 - ``nn_et = pue × (hardware_count × hardware_power_w + server_count × server_power_w) × hours / 1000`` kWh
 - ``nn_eq = pue × server_count × server_power_w × hours / 1000`` kWh

@@ -1,4 +1,4 @@
-"""Carbon on energykernel Datasets (DESIGN §4): ``carbon_dataset`` behind ``ds.ek.carbon``."""
+"""Carbon on energykernel Datasets (the README's "The Dataset"): ``carbon_dataset`` behind ``ds.ek.carbon``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What-if simulation of workflows on compute instances (DESIGN §5, "Dynamic Tagging").
+"""What-if simulation of workflows on compute instances ("Dynamic Tagging").
 
 >>> from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow
 >>> env = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(8, 5.0)})])

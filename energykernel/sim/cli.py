@@ -18,7 +18,7 @@ from .model import MODES, SimulationInputError
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="energykernel simulate",
-        description="Simulate a workflow of tasks on compute instances (DESIGN §5).")
+        description="Simulate a workflow of tasks on compute instances.")
     p.add_argument("instances", metavar="INSTANCES.json", help="instances JSON file")
     p.add_argument("tasks", metavar="TASKS.json",
                    help="tasks JSON file; the workflow is the tasks in file order")

@@ -1,4 +1,4 @@
-"""Instances and tasks JSON files (DESIGN §5), with errors naming file, entry and field.
+"""Instances and tasks JSON files (README, "What-if tools"), with errors naming file, entry and field.
 
 Instances: ``{"instances": [{"name", "speed", "idle_power_w", "pue", "intensity_g_per_kwh",
 "resources": {"cpu": {"capacity", "cost"}, ...}}]}``; only ``name`` and ``resources`` are

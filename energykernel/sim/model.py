@@ -1,4 +1,4 @@
-"""The simulation model of DESIGN §5: resources, instances, tasks, workflows, environments.
+"""The simulation model: resources, instances, tasks, workflows, environments.
 
 Every constructor validates its arguments and raises :class:`SimulationInputError` (a
 ``ValueError``) naming the offending field, so a bad entry never reaches the scheduler.
@@ -224,7 +224,7 @@ class ComputeEnvironment:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> ComputeEnvironment:
-        """Instances from a JSON file (``{"instances": [...]}``, DESIGN §5)."""
+        """Instances from a JSON file (``{"instances": [...]}``)."""
         from .jsonio import load_instances
 
         return cls(load_instances(path))

@@ -1,6 +1,6 @@
 """The event-driven scheduler behind ``monitor``, ``optimize`` and fixed assignments.
 
-Queueing rule (DESIGN §5, "tasks start in workflow order"): task *k* starts at the earliest
+Queueing rule ("tasks start in workflow order"): task *k* starts at the earliest
 time ``now ≥ start(k-1)`` at which some instance can hold it; a task that must wait blocks
 every later task (starts are non-decreasing, no overtaking). Because no task can start
 before ``now``, free capacity from ``now`` on only grows, so the whole simulation is one

@@ -5,7 +5,7 @@ workflow, environment, the three modes' results, totals, the per-instance and
 per-component breakdown, Gantt lanes, and errors keyed by field), testable without a
 browser. The widget reads its fields, shows errors next to them (never a traceback), draws
 its charts with :class:`matplotlib.figure.Figure` into an ``ipywidgets.Image`` and keeps
-the latest numbers: ``.result`` (the selected mode's Dataset, DESIGN §4 schema),
+the latest numbers: ``.result`` (the selected mode's Dataset, the documented schema),
 ``.simulation`` (its :class:`~energykernel.sim.SimulationResult`) and ``.results`` (all
 three modes).
 
@@ -498,7 +498,7 @@ class Simulator:
     # -- state ------------------------------------------------------------------------------
     @property
     def result(self) -> Any:
-        """The selected mode's latest Dataset (DESIGN §4 schema, method "simulated")."""
+        """The selected mode's latest Dataset (the documented schema, method "simulated")."""
         sim = self.simulation
         return None if sim is None else sim.dataset
 

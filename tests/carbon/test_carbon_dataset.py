@@ -1,4 +1,4 @@
-"""carbon_dataset on hand-built DESIGN §4 Datasets (cube and runs)."""
+"""carbon_dataset on hand-built Datasets of the documented schema (cube and runs)."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def test_patterson_table4_carbon_from_published_energy(model):
 
 
 def test_gpt3_end_to_end_design_reference():
-    # DESIGN §6: 10,000 V100 at 330 W, 355.2 h, PUE 1.10 -> ~1,289 MWh; 429 g/kWh -> ~553 t.
+    # Reference: 10,000 V100 at 330 W, 355.2 h, PUE 1.10 -> ~1,289 MWh; 429 g/kWh -> ~553 t.
     r = nn_total(training=dict(hardware_count=10_000, hardware_power_w=330, server_count=0,
                                server_power_w=0, hours=355.2, pue=1.10,
                                intensity_g_per_kwh=429, transport_factor=1.0))

@@ -1,4 +1,4 @@
-"""The Datasets of DESIGN §4: the cube, runs and timeline, and save/load round trips."""
+"""The Datasets of the README's "The Dataset": the cube, runs and timeline, and save/load round trips."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hand-computed schedules for monitor, optimize and optimal (DESIGN §5)."""
+"""Hand-computed schedules for monitor, optimize and optimal (README, "What-if tools")."""
 
 from __future__ import annotations
 

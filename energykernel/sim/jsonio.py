@@ -83,17 +83,7 @@ def _task(entry: dict) -> Task:
 
 def load_instances(path: str | os.PathLike) -> list[ComputeInstance]:
     """Validated instances from a JSON file; duplicate names are an error."""
-    out: list[ComputeInstance] = []
-    seen: dict[str, int] = {}
-    for k, entry in enumerate(_read(path, "instances")):
-        inst = _build(path, "instances", k, entry, INSTANCE_FIELDS, ("name", "resources"),
-                      _instance)
-        if inst.name in seen:
-            raise SimulationInputError(
-                f"{_entry_label(path, 'instances', k, entry)}: field 'name': duplicate of "
-                f"instances[{seen[inst.name]}]")
-        seen[inst.name] = k
-        out.append(inst)
+    out = _load_named(path, "instances", INSTANCE_FIELDS, ("name", "resources"), _instance)
     if not out:
         raise SimulationInputError(f"{Path(path)}: 'instances' is empty")
     return out
@@ -101,16 +91,22 @@ def load_instances(path: str | os.PathLike) -> list[ComputeInstance]:
 
 def load_tasks(path: str | os.PathLike) -> list[Task]:
     """Validated tasks from a JSON file, in file order; duplicate names are an error."""
-    out: list[Task] = []
+    return _load_named(path, "tasks", TASK_FIELDS, ("name", "duration_s"), _task)
+
+
+def _load_named(path: str | os.PathLike, key: str, fields: Any, required: tuple[str, ...],
+                build: Any) -> list:
+    """The entries of ``key`` built in file order; a repeated ``name`` names both entries."""
+    out: list = []
     seen: dict[str, int] = {}
-    for k, entry in enumerate(_read(path, "tasks")):
-        task = _build(path, "tasks", k, entry, TASK_FIELDS, ("name", "duration_s"), _task)
-        if task.name in seen:
+    for k, entry in enumerate(_read(path, key)):
+        item = _build(path, key, k, entry, fields, required, build)
+        if item.name in seen:
             raise SimulationInputError(
-                f"{_entry_label(path, 'tasks', k, entry)}: field 'name': duplicate of "
-                f"tasks[{seen[task.name]}]")
-        seen[task.name] = k
-        out.append(task)
+                f"{_entry_label(path, key, k, entry)}: field 'name': duplicate of "
+                f"{key}[{seen[item.name]}]")
+        seen[item.name] = k
+        out.append(item)
     return out
 
 

@@ -98,6 +98,12 @@ def error_html(message: str | None) -> str:
     return f"<span style='color:{ERROR_COLOUR}'>{html.escape(message)}</span>"
 
 
+def caption_html(text: str) -> str:
+    """A chart's text equivalent, shown under it (set after the picture, so when it shows,
+    the picture of the same update has arrived)."""
+    return f"<span style='color:#555;font-size:smaller'>{html.escape(text)}</span>"
+
+
 def figure_png(fig: Any, dpi: int = 96, tight: bool = True) -> bytes:
     """PNG bytes of a :class:`matplotlib.figure.Figure` (no pyplot, no display).
 

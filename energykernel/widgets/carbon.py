@@ -10,14 +10,13 @@ state wins even when the kernel handles two widget messages at once. The form re
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping
 from typing import Any
 
 from energykernel.carbon import NNBreakdown, intensity, nn_total, regions
 
-from ._common import Debouncer, error_html, figure_png
+from ._common import Debouncer, caption_html, error_html, figure_png
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "training": ("hardware_count", "hardware_power_w", "server_count", "server_power_w",
@@ -307,9 +306,7 @@ class NNCalculator:
         except ImportError:  # pragma: no cover - matplotlib is optional
             return
         self.chart.value = png
-        # then its text equivalent: when it shows, the picture before it has arrived
-        self.caption.value = (f"<span style='color:#555;font-size:smaller'>"
-                              f"{html.escape(chart_description(r, self.sweep.value))}</span>")
+        self.caption.value = caption_html(chart_description(r, self.sweep.value))
 
     def _show_failure(self, exc: BaseException) -> None:
         self.total.value = error_html(f"{type(exc).__name__}: {exc}")

@@ -33,7 +33,7 @@ from energykernel.sim import (
     Workflow,
 )
 
-from ._common import Debouncer, error_html, figure_png
+from ._common import Debouncer, caption_html, error_html, figure_png
 
 INSTANCE_FIELDS = ("speed", "idle_power_w", "pue", "intensity_g_per_kwh")
 WORKLOAD_FIELDS = ("n_tasks", "duration_spread", "demand_scale", "seed")
@@ -567,9 +567,7 @@ class Simulator:
         except ImportError:  # pragma: no cover - matplotlib is optional
             return
         self.image.value = png
-        # then its text equivalent: when it shows, the picture before it has arrived
-        self.caption.value = (f"<span style='color:#555;font-size:smaller'>"
-                              f"{html.escape(chart_description(out, mode))}</span>")
+        self.caption.value = caption_html(chart_description(out, mode))
 
     def _show_failure(self, exc: BaseException) -> None:
         self.error_labels["run"].value = error_html(f"{type(exc).__name__}: {exc}")

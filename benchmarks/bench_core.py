@@ -38,8 +38,8 @@ def read_proc_self_stat() -> None:
 
 def bench_empty_block(backends: str, powercap_root: str | None = None) -> float:
     import energykernel as ek
-    from energykernel import config
-    from energykernel.engine import shutdown_engine
+    from energykernel.core import config
+    from energykernel.core.engine import shutdown_engine
 
     os.environ["ENERGYKERNEL_BACKENDS"] = backends
     if powercap_root:
@@ -75,8 +75,8 @@ def fake_powercap_root() -> str | None:
 def bench_sampler_cpu(period_s: float, wall_s: float = 5.0) -> float:
     """Share of one core the sampler thread uses while the process is otherwise idle."""
     import energykernel as ek
-    from energykernel import config
-    from energykernel.engine import get_engine, shutdown_engine
+    from energykernel.core import config
+    from energykernel.core.engine import get_engine, shutdown_engine
 
     os.environ["ENERGYKERNEL_BACKENDS"] = "estimate"
     config.reset_settings()
@@ -106,7 +106,7 @@ def synthetic_records(n: int, tasks: int = 100, instances: int = 4) -> list[dict
 
 
 def bench_dataset(n: int = 100_000) -> tuple[float, float]:
-    from energykernel import schema
+    from energykernel.data import schema
 
     records = synthetic_records(n)
     schema.cube(records[:10])  # import xarray outside the timing
@@ -121,8 +121,8 @@ def bench_dataset(n: int = 100_000) -> tuple[float, float]:
 
 def bench_memory_per_run(n: int = 10_000) -> float:
     import energykernel as ek
-    from energykernel import config
-    from energykernel.engine import shutdown_engine
+    from energykernel.core import config
+    from energykernel.core.engine import shutdown_engine
 
     os.environ["ENERGYKERNEL_BACKENDS"] = "estimate"
     config.reset_settings()

@@ -61,7 +61,7 @@ def bench_windows(n_workers: int, windows: int, env: dict[str, str]) -> None:
 def _worker_costs(dask_worker, reads: int) -> dict[str, float]:
     import time as _time
 
-    from energykernel.engine import get_engine
+    from energykernel.core.engine import get_engine
 
     plugin = dask_worker.plugins["energykernel"]
     engine = get_engine()
@@ -83,7 +83,7 @@ async def _idle_cpu(idle_s: float) -> dict[str, float]:
     import os as _os
     import time as _time
 
-    from energykernel import engine as _engine
+    from energykernel.core import engine as _engine
 
     eng = _engine._engine
     thread = eng._thread if eng is not None else None

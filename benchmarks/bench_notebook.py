@@ -70,7 +70,7 @@ def auto_mode_overhead(history: str = "file") -> dict[str, float]:
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
-    from energykernel import magics
+    from energykernel.jupyter import magics
 
     InteractiveShell.clear_instance()
     config = Config()

@@ -86,7 +86,7 @@ def bench_widget_sized(rng: np.random.Generator) -> None:
         print(f"{'widget case ' + mode + ': 200 tasks x 10 instances':<58s} {dt * 1e3:8.2f} ms"
               f"   (target < 200 ms: {'ok' if dt < 0.2 else 'MISSED'})")
     try:
-        from energykernel.widgets.simulation import simulator
+        from energykernel.jupyter.widgets.simulation import simulator
     except ImportError:
         print("widget update: ipywidgets not installed, skipped")
     else:

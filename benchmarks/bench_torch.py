@@ -95,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from energykernel.engine import get_engine
+    from energykernel.core.engine import get_engine
 
     methods = {c: b.method for c, b in get_engine().component_backend.items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), measured by "

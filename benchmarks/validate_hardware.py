@@ -21,8 +21,8 @@ import tempfile
 import time
 
 import energykernel as ek
-from energykernel import config
-from energykernel.engine import shutdown_engine
+from energykernel.core import config
+from energykernel.core.engine import shutdown_engine
 
 
 def _spin(stop_at: float) -> None:

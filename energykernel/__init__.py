@@ -11,14 +11,22 @@ asked for.
 
 from __future__ import annotations
 
-from . import backends
-from .api import configure, dataset, load, reset, runs, save, timeline
-from .window import Measurement, last, measure, track
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, overload
+
+from .core.api import backends, configure, dataset, load, reset, runs, save, timeline
+from .core.record import Measurement, RunRecord
+from .core.window import Window, last, track
+
+if TYPE_CHECKING:
+    from .dask.window import ClusterWindow
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Measurement",
+    "RunRecord",
+    "Window",
     "__version__",
     "backends",
     "configure",
@@ -36,16 +44,50 @@ __all__ = [
 ]
 
 
+@overload
+def measure(task: str = "block", instance: str | None = None,
+            components: Iterable[str] | str | None = None, scope: str = "machine",
+            *, cluster: None = None) -> Window: ...
+@overload
+def measure(task: str = "block", instance: str | None = None,
+            components: Iterable[str] | str | None = None, scope: str = "machine",
+            *, cluster: Any) -> ClusterWindow: ...
+
+
+def measure(task: str = "block", instance: str | None = None,
+            components: Iterable[str] | str | None = None, scope: str = "machine",
+            *, cluster: Any = None) -> Window | ClusterWindow:
+    """A window measuring a block: ``with ek.measure("train") as m: ...``; ``m.result``.
+
+    Args:
+        task: label of the run (the Dataset's ``task`` coordinate).
+        instance: machine label; default ``ENERGYKERNEL_INSTANCE`` or the host name.
+        components: subset of ``cpu, gpu, ram, storage``; default every component that some
+            selected backend measures or estimates.
+        scope: ``"machine"`` (whole-machine counters) or ``"process"`` (CPU and RAM energy
+            scaled by the share of busy CPU time of this process and its children).
+        cluster: a ``distributed.Client`` (keyword only): one window over every worker's
+            machine, a :class:`~energykernel.dask.window.ClusterWindow` whose ``result``
+            lists one Measurement per machine.
+    """
+    if cluster is not None:
+        from .dask.window import ClusterWindow
+
+        return ClusterWindow(cluster, task, instance=instance, components=components,
+                             scope=scope)
+    return Window(task, instance, components, scope)
+
+
 def load_ipython_extension(ipython) -> None:
     """``%load_ext energykernel``: the ``%%energy`` / ``%energy`` magics."""
-    from .magics import load_ipython_extension as _load
+    from .jupyter.magics import load_ipython_extension as _load
 
     _load(ipython)
 
 
 def unload_ipython_extension(ipython) -> None:
     """``%unload_ext energykernel``: removes every hook and magic that loading added."""
-    from .magics import unload_ipython_extension as _unload
+    from .jupyter.magics import unload_ipython_extension as _unload
 
     _unload(ipython)
 

@@ -8,9 +8,9 @@ import pytest
 @pytest.fixture(autouse=True)
 def _isolated_energykernel(tmp_path, monkeypatch):
     """Fresh settings, engine and in-memory record; logs in a per-test directory."""
-    from energykernel import config
-    from energykernel.engine import shutdown_engine
-    from energykernel.recorder import recorder
+    from energykernel.core import config
+    from energykernel.core.engine import TIMELINE, shutdown_engine
+    from energykernel.core.recorder import recorder
 
     log_dir = tmp_path / "ek-logs"
     monkeypatch.setenv("ENERGYKERNEL_LOG_DIR", str(log_dir))
@@ -18,10 +18,12 @@ def _isolated_energykernel(tmp_path, monkeypatch):
     shutdown_engine()
     recorder().close()
     recorder().reset()
+    TIMELINE.clear()
     yield log_dir
     shutdown_engine()
     recorder().close()
     recorder().reset()
+    TIMELINE.clear()
     config.reset_settings()
 
 
@@ -34,7 +36,7 @@ def log_dir(_isolated_energykernel):
 @pytest.fixture
 def estimate_only(monkeypatch):
     """Measure with the estimate backend alone (what CI machines without counters use)."""
-    from energykernel import config
+    from energykernel.core import config
 
     monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "estimate")
     config.reset_settings()

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from energykernel._atomic import write_text_atomic
 from energykernel.carbon.calculators import J_PER_KWH, NNBreakdown
+from energykernel.core._atomic import write_text_atomic
 
 TIMESTAMP = "2024-01-01T00:00:00Z"
 

@@ -88,8 +88,8 @@ def timeline(client: Client, since_s: float | None = None) -> xr.Dataset:
     ``attrs["workers"]`` says which. ``since_s``: only samples after this Unix time."""
     import xarray as xr
 
-    from ..engine import Sample
-    from ..schema import timeline as _timeline
+    from ..core.engine import Sample
+    from ..data.schema import timeline as _timeline
 
     ensure_registered(client)
     replies = _broadcast(client, {"op": "energykernel_timeline", "since_s": since_s})

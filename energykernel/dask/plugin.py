@@ -1,6 +1,6 @@
 """The worker side: a ``distributed.WorkerPlugin`` that keeps energykernel measuring.
 
-On each worker the plugin opens the process's :class:`~energykernel.engine.Engine`
+On each worker the plugin opens the process's :class:`~energykernel.core.engine.Engine`
 (backends + its own sampler thread, so the worker's power timeline fills like a
 notebook's), adds a periodic callback on the worker's event loop, and serves four
 comm handlers the client reaches through the scheduler's ``broadcast``:
@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .. import _proc
-from ..config import settings
-from ..engine import get_engine, shutdown_engine
+from ..core import _proc
+from ..core.config import settings
+from ..core.engine import get_engine, shutdown_engine
 
 if TYPE_CHECKING:
     from distributed import Worker
@@ -54,15 +54,11 @@ busy_s (machine busy CPU s), engine (id of the engine the reading came from)."""
 def describe_engine() -> dict[str, Any]:
     """How to turn this worker's device readings into components (sent with a start)."""
     engine = get_engine()
-    devices: dict[str, str | None] = {}
-    for backend in engine.backends:
-        for dev in backend.devices.values():
-            devices[dev.name] = dev.component
     return {
-        "devices": devices,
-        "keep": sorted(engine.device_filter()),
+        "devices": dict(engine.device_component),
+        "keep": sorted(engine.detail_devices),
         "components": list(engine.components),
-        "method": {c: b.method for c, b in engine.component_backend.items()},
+        "method": dict(engine.component_method),
         "owner": {c: b.name for c, b in engine.component_backend.items()},
     }
 
@@ -151,7 +147,7 @@ class EnergyPlugin(WorkerPlugin):
             "t_s": time.time(),
             "mono_s": time.monotonic(),
             "read": read,
-            "proc_s": _proc.process_cpu_s(),
+            "proc_s": _proc.process_tree_cpu_s(),
             "busy_s": _proc.machine_cpu_busy_s(),
             "engine": id(engine),
         }

@@ -25,8 +25,10 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..recorder import Record, recorder
-from ..window import SCOPES, Measurement, _check_components, exit_status
+from ..core.accounting import component_energy, device_delta, process_share, scale_to_share
+from ..core.record import Measurement, RunRecord, exit_status
+from ..core.recorder import recorder
+from ..core.window import check_components, check_window_args, current_parent_id
 from .plugin import PLUGIN_NAME, TOPIC, EnergyPlugin, Snapshot
 
 if TYPE_CHECKING:
@@ -134,10 +136,7 @@ class ClusterWindow:
 
     def __init__(self, client: Client, task: str = "block", instance: str | None = None,
                  components: Iterable[str] | str | None = None, scope: str = "machine") -> None:
-        if not isinstance(task, str) or not task:
-            raise ValueError(f"measure(task={task!r}, cluster=...): task must be a non-empty string")
-        if scope not in SCOPES:
-            raise ValueError(f"measure(scope={scope!r}, cluster=...): scope must be one of {SCOPES}")
+        check_window_args(task, scope, where="measure(cluster=...)")
         if instance is not None:
             raise ValueError(
                 f"measure(instance={instance!r}, cluster=...): a cluster window labels each "
@@ -149,7 +148,8 @@ class ClusterWindow:
         self.task = task
         self.instance = None
         self.scope = scope
-        self._components = _check_components(components)
+        self._components = check_components(components)
+        self._parent = ""
         self.result: ClusterResult | None = None
         self.key = ""
         self._start: dict[str, Snapshot] = {}
@@ -168,6 +168,7 @@ class ClusterWindow:
             raise RuntimeError(f"measure({self.task!r}, cluster=...) is already running")
         ensure_registered(self.client)
         self.key = uuid.uuid4().hex
+        self._parent = current_parent_id()
         with _lock:
             _open[self.key] = self
         _subscribe(self.client)
@@ -270,7 +271,7 @@ class ClusterWindow:
                 self._last[msg["worker"]] = msg
 
     def _record(self, instance: str, segs: list[dict[str, Any]], workers: list[str],
-                status: str, error: str | None) -> Record:
+                status: str, error: str | None) -> RunRecord:
         chosen = _cover(segs)
         energy: dict[str, float] = {}
         method: dict[str, str] = {}
@@ -295,7 +296,7 @@ class ClusterWindow:
         partial = coverage != "full"
         if partial and "lost" in coverage and status == "ok":
             status = "interrupted"
-        record: Record = {
+        record: RunRecord = {
             "id": uuid.uuid4().hex,
             "task": self.task,
             "instance": instance,
@@ -308,22 +309,18 @@ class ClusterWindow:
             "status": status,
             "scope": self.scope,
             "pid": chosen[0]["pid"] if chosen else segs[0]["pid"],
-            "workers": workers,
-            "coverage": coverage,
-            "partial": partial,
-            "cluster_window": self.key,
-            "client_pid": os.getpid(),
+            "parent_id": self._parent,
         }
+        extra: dict[str, Any] = {"workers": workers, "coverage": coverage, "partial": partial,
+                                 "cluster_window": self.key, "client_pid": os.getpid()}
         if self.scope == "process":
-            busy = sum(s["busy_s"] for s in chosen)
-            proc = sum(s["proc_s"] for s in segs if s["read"])
-            share = 1.0 if busy <= 0 and proc > 0 else 0.0 if busy <= 0 else min(1.0, proc / busy)
+            share = process_share(sum(s["proc_s"] for s in segs if s["read"]),
+                                  sum(s["busy_s"] for s in chosen))
             record["cpu_share"] = share
-            for comp in ("cpu", "ram"):
-                if comp in energy:
-                    energy[comp] *= share
+            scale_to_share(energy, share)
         if notes:
-            record["note"] = "; ".join(notes)
+            extra["note"] = "; ".join(notes)
+        record["extra"] = extra
         if error is not None:
             record["error"] = error
         return record
@@ -339,13 +336,10 @@ def _segment(addr: str, first: Snapshot, last: Snapshot | None, coverage: str,
     }
     if last is None:
         return seg
-    keep = set(describe["keep"])
-    read0 = first["read"]
-    delta = {d: max(0.0, v - read0.get(d, 0.0)) for d, v in last["read"].items() if d in keep}
+    delta = device_delta(first["read"], last["read"], set(describe["keep"]))
     comps = components if components is not None else tuple(describe["components"])
-    devices = describe["devices"]
-    energy = {c: sum(j for d, j in delta.items() if devices.get(d) == c)
-              for c in comps if c in describe["method"]}
+    energy = component_energy(delta, describe["devices"],
+                              [c for c in comps if c in describe["method"]])
     seg.update(
         end_s=last["t_s"],
         duration_s=max(0.0, last["mono_s"] - first["mono_s"]),

@@ -27,10 +27,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .._atomic import write_netcdf_atomic
-from ..backends.base import COMPONENTS
-from ..config import settings
-from ..window import measure
+from ..core._atomic import write_netcdf_atomic
+from ..core.config import settings
+from ..core.units import COMPONENTS
+from ..core.window import Window
 from .client import ChatClient, LLMError, is_loopback, public_url, redact, resolve_api_key
 
 if TYPE_CHECKING:
@@ -391,7 +391,7 @@ def _measure_one(client: ChatClient, messages: list[dict], task_type: str, key: 
                            "messages": redact(json.dumps(messages, ensure_ascii=False), secrets),
                            "model": model, "prompt_key": key, "error": "", "response_text": "",
                            "finish_reason": "", "ttft": None, "resumed": False}
-    window = measure(f"llm/{task_type}", instance=instance, components=components,
+    window = Window(f"llm/{task_type}", instance=instance, components=components,
                      scope="machine").start()
     try:
         result = client.chat(messages, model=model, max_tokens=max_tokens,

@@ -6,7 +6,7 @@
 200.0
 
 Pure Python/numpy/scipy: xarray and pandas are imported only when a Dataset or a table is
-asked for; no IPython, ipywidgets or matplotlib here (see ``energykernel.widgets``).
+asked for; no IPython, ipywidgets or matplotlib here (see ``energykernel.jupyter.widgets``).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._atomic import write_text_atomic
+from ..core._atomic import write_text_atomic
 from .model import ComputeInstance, SimulationInputError, Task
 
 INSTANCE_FIELDS = ("name", "speed", "idle_power_w", "pue", "intensity_g_per_kwh", "resources")

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import COMPONENTS
+from ..core.units import COMPONENTS
 
 if TYPE_CHECKING:
     from .result import SimulationResult

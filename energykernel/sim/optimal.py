@@ -98,7 +98,7 @@ def _feasible(prob: Problem, tasks: np.ndarray, deadline_s: float | None) -> np.
 
 
 def _cheapest(prob: Problem, weight: np.ndarray, deadline_s: float | None,
-              allowed: np.ndarray) -> np.ndarray | None:
+              allowed: np.ndarray) -> np.ndarray:
     """Per distinct task, its cheapest statically feasible allowed instance (-1 if none)."""
     k_all = np.arange(len(prob.tasks))
     best = np.empty(len(k_all), dtype=np.int64)
@@ -160,7 +160,11 @@ def _milp(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: floa
     c = np.zeros(nv)
     c[:nx] = np.where(ok, cost, 0).ravel()
     c[ix_z:] = prob.idle_w * prob.pue * weight
-    rows, cols, vals, lo, hi = [], [], [], [], []
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
 
     def add(r_cols, r_vals, lb, ub):
         r = len(lo)

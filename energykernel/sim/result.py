@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..backends.base import COMPONENTS
+from ..core.record import RunRecord
+from ..core.units import COMPONENTS, J_PER_KWH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 
     from .schedule import Problem
 
-J_PER_KWH = 3.6e6
 
 
 class SimulationResult:
@@ -164,9 +164,9 @@ class SimulationResult:
         })
 
     # -- the Dataset -------------------------------------------------------------------
-    def records(self) -> list[dict[str, Any]]:
-        """Run records (one per step, seconds from t=0) for :func:`energykernel.schema.cube`."""
-        out = []
+    def records(self) -> list[RunRecord]:
+        """Run records (one per step, seconds from t=0) for :func:`energykernel.data.schema.cube`."""
+        out: list[RunRecord] = []
         inst_names = self.instances
         energy = self.step_energy_j.tolist()
         for s, (task, i, t0, t1) in enumerate(zip(self.task_names, self.assignment.tolist(),
@@ -176,13 +176,13 @@ class SimulationResult:
             out.append({"id": f"sim-{s}", "task": task, "instance": inst_names[i],
                         "start_s": t0, "end_s": t1, "duration_s": t1 - t0, "energy_j": ej,
                         "method": dict.fromkeys(ej, "simulated"), "device_energy_j": {},
-                        "status": "ok", "scope": "machine"})
+                        "status": "ok", "scope": "machine", "pid": 0, "parent_id": ""})
         return out
 
     @cached_property
     def dataset(self) -> xr.Dataset:
         """The §4 cube (method "simulated") plus the schedule and idle energy (see module)."""
-        from ..schema import cube
+        from ..data.schema import cube
 
         ds = cube(self.records())
         ds = ds.reindex(instance=np.array(self.instances, dtype=object),

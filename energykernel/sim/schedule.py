@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends.base import COMPONENTS
+from ..core.units import COMPONENTS
 from .model import (
     ComputeEnvironment,
     SimulationInputError,
@@ -129,8 +129,8 @@ def _check_fits(prob: Problem, capa: np.ndarray) -> None:
     ok = np.zeros(len(uniq), dtype=bool)
     need = uniq * (1 - _TOL) - _TOL
     for lo in range(0, len(uniq), 4096):
-        ok[lo:lo + 4096] = (shapes[None, :, :] >= need[lo:lo + 4096, None, :]
-                            ).all(axis=2).any(axis=1)
+        ok[lo:lo + 4096] = np.all(shapes[None, :, :] >= need[lo:lo + 4096, None, :],
+                                  axis=2).any(axis=1)
     for j in np.flatnonzero(~ok)[:1]:
         task = prob.tasks[int(np.argmax(prob.dem_row == j))]
         per_comp = [(COMPONENTS[c], d) for c, d in enumerate(uniq[j]) if d > 0]
@@ -336,10 +336,14 @@ def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
     """
     free = [list(col) for col in prob.cap]
     cap = prob.cap
+    chooser: _Dynamic | _Assigned
+    fixed: _Assigned | None = None  # the chooser when mode is "assigned"
     if mode in ("monitor", "optimize"):
         chooser = _Dynamic(prob, free, mode == "optimize", allowed)
     else:
-        chooser = _Assigned(assign, free)
+        if assign is None:
+            raise TypeError("run_schedule: mode 'assigned' needs assign")
+        chooser = fixed = _Assigned(assign, free)
     steps, pairs_of, dur = prob.steps, prob.dem_pairs, prob.duration_s.tolist()
     demand = prob.demand.tolist()
     speed = prob.speed.tolist()
@@ -352,7 +356,7 @@ def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
     end = [0.0] * n_steps
     now = 0.0
     changed, pick, among = chooser.changed, chooser.pick, chooser.among
-    assigned = isinstance(chooser, _Assigned)
+    assigned = fixed is not None
 
     def release(i: int, kk: int) -> None:
         running[i] -= 1
@@ -367,8 +371,8 @@ def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
 
     for s, k in enumerate(steps):
         pairs = pairs_of[k]
-        if assigned:
-            chooser.step = s
+        if fixed is not None:
+            fixed.step = s
         while heap and heap[0][0] <= now:
             _, _, i, kk = pop(heap)
             release(i, kk)

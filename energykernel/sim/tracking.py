@@ -24,8 +24,8 @@ from typing import Any, TypeVar, overload
 
 import numpy as np
 
-from .._atomic import write_text_atomic
-from ..backends.base import COMPONENTS
+from ..core._atomic import write_text_atomic
+from ..core.units import COMPONENTS
 from .model import ComputeEnvironment, ComputeInstance, SimulationInputError, Task, Workflow
 from .result import SimulationResult
 

@@ -24,7 +24,7 @@ def build_dataset(le: Any) -> xr.Dataset:
     import numpy as np
     import xarray as xr
 
-    from ..config import settings
+    from ..core.config import settings
 
     passes = ("forward", "backward")
     steps, layers = le.steps, list(le.names)

@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.record import RunRecord
+
 #: Shortest window (s) whose counter reading is trusted, per backend method. RAPL updates
 #: about every 1 ms; the estimate reads /proc/stat (10 ms jiffies); NVML's energy counter
 #: is refreshed every few tens of ms. Unknown methods use ``DEFAULT_COUNTER_WINDOW_S``.
@@ -205,8 +207,9 @@ class StepResult:
 class RunBuffer:
     """Sums per-step shares into runs (one per task) until :meth:`flush` records them."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, parent_id: str = "") -> None:
         self.prefix = prefix
+        self.parent_id = parent_id
         self.pending: dict[tuple[str, str], dict[str, Any]] = {}
         self.status = "ok"
 
@@ -232,11 +235,9 @@ class RunBuffer:
             for name, value in source.items():
                 target[name] = target.get(name, 0) + value
 
-    def flush(self, method: dict[str, str], instance: str, outside: str) -> list[dict]:
+    def flush(self, method: dict[str, str], instance: str, outside: str) -> list[RunRecord]:
         """The pending runs as recorder records (task ``<prefix>/<layer>/<pass>``)."""
         pending, self.pending = self.pending, {}
-        base = {"instance": instance, "status": self.status, "scope": "machine",
-                "pid": os.getpid()}
         out = []
         for (layer, pass_), run in pending.items():
             first, last, n = run["steps"]
@@ -250,9 +251,11 @@ class RunBuffer:
                 meta["calls"] = run["calls"]
             out.append({
                 "id": uuid.uuid4().hex, "task": f"{self.prefix}/{layer}/{pass_}",
-                "start_s": run["start_s"], "end_s": run["end_s"],
+                "instance": instance, "start_s": run["start_s"], "end_s": run["end_s"],
                 "duration_s": run["duration_s"], "energy_j": run["energy_j"],
-                "method": dict(method), "device_energy_j": run["device_energy_j"], **base,
-                "attribution": attribution, "meta": meta,
+                "method": dict(method), "device_energy_j": run["device_energy_j"],
+                "status": self.status, "scope": "machine", "pid": os.getpid(),
+                "parent_id": self.parent_id,
+                "extra": {"attribution": attribution, "meta": meta},
             })
         return out

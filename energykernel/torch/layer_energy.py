@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..backends.base import COMPONENTS
-from ..config import settings
-from ..engine import get_engine, new_window_key
-from ..recorder import recorder
-from ..window import exit_status
+from ..core.config import settings
+from ..core.engine import acquire_engine, new_window_key
+from ..core.record import exit_status
+from ..core.recorder import recorder
+from ..core.units import COMPONENTS
+from ..core.window import current_parent_id
 from . import analysis as _analysis
 from . import attribution as _attr
 from .hooks import OUTSIDE, LayerHooks, LayerSpec, _Call
@@ -88,20 +89,23 @@ class LayerEnergy(LayerHooks):
         """Register the hooks and start the first step."""
         if self._attached:
             raise RuntimeError("LayerEnergy is already attached")
-        engine = self._engine = get_engine()
-        self._comps = tuple(c for c in (self._components or engine.components)
-                            if c in engine.component_backend)
-        keep = engine.device_filter()
-        self._device_backend = {d.name: b.name for b in engine.backends
-                                for d in b.devices.values() if d.name in keep}
-        self._methods = {b.name: b.method for b in engine.backends}
-        self._runs = _attr.RunBuffer(self.prefix)
-        self._flushed_s = time.time()
-        self._install(engine.read)
-        if self.counter_window_s is not None:
-            self._update_modes({})
         self._window_key = new_window_key()
-        engine.window_opened(self._window_key, self.prefix)
+        engine = self._engine = acquire_engine(self._window_key, self.prefix)
+        try:
+            self._comps = tuple(c for c in (self._components or engine.components)
+                                if c in engine.component_backend)
+            keep = engine.detail_devices
+            self._device_backend = {d.name: b.name for b in engine.backends
+                                    for d in b.devices.values() if d.name in keep}
+            self._methods = {b.name: b.method for b in engine.backends}
+            self._runs = _attr.RunBuffer(self.prefix, parent_id=current_parent_id())
+            self._flushed_s = time.time()
+            self._install(engine.read)
+            if self.counter_window_s is not None:
+                self._update_modes({})
+        except BaseException:
+            engine.window_closed(self._window_key)
+            raise
         self._attached = True
         self._begin_step(time.perf_counter_ns(), engine.read())
         return self
@@ -223,7 +227,7 @@ class LayerEnergy(LayerHooks):
     def _flush_runs(self) -> None:
         """Record the pending runs (one per (layer, pass), and outside)."""
         self._flushed_s = time.time()
-        method = {c: self._engine.component_backend[c].method for c in self._comps}
+        method = {c: self._engine.component_method[c] for c in self._comps}
         rec = recorder()
         for run in self._runs.flush(method, settings().instance, OUTSIDE):
             rec.append(run)
@@ -246,7 +250,7 @@ class LayerEnergy(LayerHooks):
 
     def plot(self, kind: str = "all"):
         """Matplotlib figure: ``layers``, ``violin``, ``loss``, ``total`` or ``all``."""
-        from . import plots
+        from ..viz import torch as plots
 
         return plots.plot(self.dataset(), kind)
 

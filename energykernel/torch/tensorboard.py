@@ -64,7 +64,7 @@ def to_tensorboard(ds: xr.Dataset, log_dir: str | os.PathLike, *, figures: bool 
             writer.add_text(f"{tag}/stop", f"energy per loss improvement jumps at step "
                                            f"{curve.attrs['stop_step']}")
         if figures:
-            from .plots import figures as make_figures
+            from ..viz.torch import figures as make_figures
 
             for kind, fig in make_figures(ds).items():
                 writer.add_figure(f"{tag}/figure/{kind}", fig, close=True)

@@ -59,7 +59,7 @@ def _wait_chart(page, widget, caption_class: str, want: str) -> None:
 
 
 def _expect_total(page, calc, values, sweep_label: str = "training PUE") -> None:
-    from energykernel.widgets.carbon import chart_description, compute
+    from energykernel.jupyter.widgets.carbon import chart_description, compute
 
     result, errors = compute(values)
     assert result is not None, errors
@@ -114,7 +114,7 @@ def _assert_fits_when_narrow(page, widget, width: int) -> None:
 
 def test_nn_calculator_follows_the_pure_function(page, run_notebook, screenshot):
     from energykernel.carbon import intensity
-    from energykernel.widgets.carbon import PRESETS
+    from energykernel.jupyter.widgets.carbon import PRESETS
 
     run_notebook("03-nn-carbon.ipynb")
     out = page.locator(".jp-OutputArea-output")
@@ -195,8 +195,8 @@ _TOTALS = """el => {
 def _expected(instances=None, mode: str = "monitor", **workload) -> tuple[dict, str]:
     """The three modes' totals and the chart caption, from the widget's pure functions,
     for the notebook's fleet and workflow."""
+    from energykernel.jupyter.widgets.simulation import chart_description, compute
     from energykernel.sim import ComputeEnvironment, Workflow
-    from energykernel.widgets.simulation import chart_description, compute
 
     examples = Path(__file__).resolve().parents[2] / "examples"
     env = ComputeEnvironment.from_json(examples / "instances.json")

@@ -13,7 +13,7 @@ from energykernel.carbon import intensity, nn_total
 pytest.importorskip("ipywidgets")
 pytest.importorskip("matplotlib")
 
-from energykernel.widgets.carbon import (
+from energykernel.jupyter.widgets.carbon import (
     CUSTOM,
     PRESETS,
     SWEEPS,
@@ -95,7 +95,7 @@ def test_chart_is_a_png_with_a_text_equivalent():
 
 def test_no_pyplot():
     """Charts are drawn without pyplot's global state (safe under concurrent updates)."""
-    code = ("import sys; from energykernel.widgets import nn_calculator; "
+    code = ("import sys; from energykernel.jupyter.widgets import nn_calculator; "
             "c = nn_calculator(); c.set(training__pue='1.3'); "
             "assert len(c.chart.value) > 1000; "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")

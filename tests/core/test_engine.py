@@ -9,8 +9,8 @@ import sys
 import pytest
 
 import energykernel as ek
-from energykernel import config
-from energykernel.engine import get_engine
+from energykernel.core import config
+from energykernel.core.engine import get_engine
 
 
 def test_backends_lists_every_backend_with_a_reason():
@@ -89,3 +89,31 @@ def test_import_and_measure_do_not_load_heavy_modules(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_sampler_intervals_use_the_monotonic_clock(manual, monkeypatch):
+    """A wall-clock step mid-window neither loses nor inflates the timeline's energy."""
+    import time as time_mod
+
+    from energykernel.core.engine import TIMELINE
+
+    ek.configure(sample_interval_s=0.02)
+    real_time = time_mod.time
+
+    def wait_for(n):
+        deadline = time_mod.monotonic() + 5.0
+        while len(TIMELINE) < n and time_mod.monotonic() < deadline:
+            manual.add("cpu:package-0", 0.01)
+            time_mod.sleep(0.005)
+
+    with ek.measure("w"):
+        wait_for(3)
+        monkeypatch.setattr(time_mod, "time", lambda: real_time() - 3600.0)  # clock steps back
+        wait_for(6)
+        monkeypatch.setattr(time_mod, "time", lambda: real_time() + 7200.0)  # and forward
+        wait_for(9)
+    monkeypatch.undo()
+    samples = list(TIMELINE)
+    assert len(samples) >= 9
+    assert all(0 < s.interval_s < 1.0 for s in samples), [s.interval_s for s in samples]
+    assert all(s.power_w["cpu"] < 100.0 for s in samples)  # ≈ 2 W was fed in

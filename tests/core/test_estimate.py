@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import energykernel as ek
-from energykernel.backends import _constants as C
-from energykernel.backends.estimate import EstimateBackend
+from energykernel.counters import _constants as C
+from energykernel.counters.estimate import EstimateBackend
 
 
 def test_estimate_is_labelled_and_cites_sources():

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 import energykernel as ek
-from energykernel.recorder import read_log, recorder
+from energykernel.core.recorder import read_log, recorder
 
 
 def test_run_is_on_disk_before_measure_returns(estimate_only, log_dir):

@@ -54,13 +54,13 @@ def test_runs_schema(manual):
 
 
 def test_mixed_methods_are_named(manual, monkeypatch):
-    from energykernel import config
+    from energykernel.core import config
 
     with ek.measure("t", components=["cpu"]):
         manual.add("cpu:package-0", 1.0)
     monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "estimate")
     config.reset_settings()
-    from energykernel.engine import shutdown_engine
+    from energykernel.core.engine import shutdown_engine
 
     shutdown_engine()
     with ek.measure("t", components=["cpu"]):
@@ -156,3 +156,59 @@ def test_accessor_summary_on_cube_and_runs(manual):
     assert by_instance.loc["other", "cpu_j"] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="by='component'"):
         ek.dataset().ek.summary(by="component")
+
+
+def test_every_field_of_a_run_round_trips(manual, tmp_path):
+    """Integration fields (Dask, PyTorch), pid and parent survive runs(), save and load."""
+    from energykernel.core.recorder import recorder
+
+    with ek.measure("parent") as parent, ek.measure("child"):
+        manual.add("cpu:package-0", 2.0)
+    base = parent.result.to_dict()
+    dask_like = {**base, "id": "d1", "task": "cluster", "extra": {
+        "workers": ["tcp://a:1", "tcp://a:2"], "coverage": "lost+joined", "partial": True,
+        "note": "worker tcp://a:2 lost mid-window"}}
+    torch_like = {**base, "id": "t1", "task": "layers/fc/forward", "parent_id": "d1", "extra": {
+        "attribution": {"cpu": "counter+apportioned"},
+        "meta": {"layer": "fc", "pass": "forward", "step": 0, "steps": 3}}}
+    recorder().append(dask_like)
+    recorder().append(torch_like)
+    before = {r["id"]: r for r in recorder().records()}
+    ek.save(tmp_path / "all.nc")
+    ek.reset()
+    ek.load(tmp_path / "all.nc")
+    after = {r["id"]: r for r in recorder().records()}
+    assert after.keys() == before.keys()
+    for run_id, rec in before.items():
+        got = after[run_id]
+        for key in ("task", "instance", "status", "scope", "pid", "parent_id", "method"):
+            assert got[key] == rec[key], (run_id, key)
+        assert got.get("extra", {}) == rec.get("extra", {}), run_id
+        assert got["energy_j"] == pytest.approx(rec["energy_j"])
+    # the same from the crash log
+    ek.reset()
+    ek.load(tmp_path.parent / "ek-logs" if (tmp_path.parent / "ek-logs").exists()
+            else recorder().log_path)
+    logged = {r["id"]: r for r in recorder().records()}
+    assert logged["d1"]["extra"] == dask_like["extra"]
+    assert logged["t1"]["extra"]["meta"]["steps"] == 3
+
+
+def test_old_log_lines_are_read_with_defaults(tmp_path):
+    """A log line written before parent_id/pid/extra existed still loads; unknown
+    top-level fields are kept in extra."""
+    import json
+
+    log = tmp_path / "old.jsonl"
+    line = {"kind": "run", "id": "x", "task": "t", "instance": "h", "start_s": 1.0,
+            "end_s": 2.0, "duration_s": 1.0, "energy_j": {"cpu": 1.0},
+            "method": {"cpu": "rapl"}, "device_energy_j": {}, "status": "ok",
+            "scope": "machine", "coverage": "full"}
+    log.write_text(json.dumps({"kind": "header", "version": 1}) + "\n" + json.dumps(line) + "\n")
+    ek.load(log)
+    (run,) = ek.runs().run_id.values
+    from energykernel.core.recorder import read_log
+
+    (rec,) = read_log(log)
+    assert rec["parent_id"] == "" and rec["extra"] == {"coverage": "full"}
+    assert run == "x"

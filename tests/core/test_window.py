@@ -53,7 +53,7 @@ def test_default_instance_is_host_or_env(manual, monkeypatch):
     assert m.result.instance == socket.gethostname()
     monkeypatch.setenv("ENERGYKERNEL_INSTANCE", "gpu-box")
     ek.configure()  # settings are re-read only on reset; configure keeps them
-    from energykernel import config
+    from energykernel.core import config
 
     config.reset_settings()
     with ek.measure("a") as m:
@@ -187,7 +187,7 @@ def test_process_scope_scales_cpu_and_ram(estimate_only):
 
 
 def test_relabel_an_open_window(manual):
-    from energykernel.engine import get_engine
+    from energykernel.core.engine import get_engine
 
     w = ek.measure("draft").start()
     w.relabel("final")
@@ -195,3 +195,113 @@ def test_relabel_an_open_window(manual):
     assert w.stop().task == "final"
     with pytest.raises(ValueError, match="relabel"):
         w.relabel("")
+
+
+# -- the foundation's defects, each with a regression test ------------------------------
+
+
+def test_configure_inside_an_open_window_keeps_its_engine(manual):
+    """A cell that reconfigures under auto mode must not zero its own run."""
+    with ek.measure("outer") as m:
+        manual.add("cpu:package-0", 3.0)
+        ek.configure(sample_interval_s=0.5)  # restarts the engine for new windows
+        with ek.measure("after") as inner:
+            manual.add("cpu:package-0", 2.0)
+        manual.add("cpu:package-0", 1.0)
+    assert m.result.status == "ok"
+    assert m.result.energy_j["cpu"] == pytest.approx(6.0)
+    assert inner.result.energy_j["cpu"] == pytest.approx(2.0)
+    from energykernel.core import engine as engine_mod
+
+    assert engine_mod._engine is not None and engine_mod._engine._period_s == 0.5
+
+
+def test_retired_engine_stops_when_its_last_window_closes(manual):
+    from energykernel.core import engine as engine_mod
+
+    w = ek.measure("w").start()
+    old = engine_mod._engine
+    ek.configure(sample_interval_s=0.25)
+    assert not old._stopped  # the open window still reads it
+    w.stop()
+    assert old._stopped and engine_mod._engine is not old
+
+
+def test_window_whose_first_read_fails_is_not_left_registered(manual, monkeypatch):
+    from energykernel.core.engine import get_engine
+
+    engine = get_engine()
+
+    def broken():
+        raise OSError("counter unreadable")
+
+    monkeypatch.setattr(engine, "read", broken)
+    with pytest.raises(OSError, match="counter unreadable"):
+        ek.measure("broken").start()
+    assert engine.current_task() == ""
+    assert not engine._active
+    monkeypatch.undo()
+
+
+def test_cluster_is_keyword_only_and_windows_are_what_they_say():
+    with pytest.raises(TypeError):
+        ek.measure("t", None, None, "machine", object())  # cluster by position
+    w = ek.measure("t")
+    assert isinstance(w, ek.Window)
+    with pytest.raises(TypeError, match=r"distributed\.Client"):
+        ek.measure("t", cluster=object())
+
+
+def test_nested_windows_know_their_parent(manual):
+    with ek.measure("outer") as outer:
+        manual.add("cpu:package-0", 1.0)
+        with ek.measure("inner") as inner:
+            manual.add("cpu:package-0", 4.0)
+            with ek.measure("innermost") as innermost:
+                manual.add("cpu:package-0", 2.0)
+    assert outer.result.parent_id == ""
+    assert inner.result.parent_id == outer.result.id
+    assert innermost.result.parent_id == inner.result.id
+    with ek.measure("sibling") as sibling:
+        pass
+    assert sibling.result.parent_id == ""
+    runs = ek.runs()
+    parents = dict(zip(runs.task.values, runs.parent.values, strict=True))
+    assert parents == {"outer": "", "inner": outer.result.id, "innermost": inner.result.id,
+                       "sibling": ""}
+    ds = ek.dataset()
+    cpu = ds.sel(component="cpu", instance=outer.result.instance)
+    assert float(cpu.energy.sel(task="outer")) == pytest.approx(7.0)  # inclusive
+    assert float(cpu.self_energy.sel(task="outer")) == pytest.approx(1.0)
+    assert float(cpu.self_energy.sel(task="inner")) == pytest.approx(4.0)
+    assert float(cpu.self_energy.sel(task="innermost")) == pytest.approx(2.0)
+    assert float(cpu.self_energy.sum()) == pytest.approx(7.0)  # every joule once
+
+
+def test_threads_nest_in_the_ambient_window_and_async_tasks_in_their_own(manual):
+    cell = ek.Window("cell", ambient=True).start()
+    seen = {}
+
+    def worker():
+        with ek.measure("in-thread") as m:
+            pass
+        seen["thread"] = m.result.parent_id
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+
+    async def job(name):
+        with ek.measure(name) as m:
+            await asyncio.sleep(0.01)
+        return m.result.parent_id
+
+    async def both():
+        with ek.measure("gather") as g:
+            ids = await asyncio.gather(job("a"), job("b"))
+        return g.result.id, ids
+
+    gather_id, ids = asyncio.run(both())
+    cell.stop()
+    assert seen["thread"] == cell.result.id
+    assert ids == [gather_id, gather_id]  # concurrent tasks do not nest in each other

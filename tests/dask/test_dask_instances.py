@@ -57,7 +57,7 @@ def test_two_instances(client, trees):
     assert set(got) == {"node-a", "node-b"}
     assert got["node-a"].energy_j == pytest.approx({"cpu": 5.0, "ram": 0.0})
     assert got["node-b"].energy_j == pytest.approx({"cpu": 7.0, "ram": 2.0})
-    assert got["node-a"].to_dict()["workers"] == _addresses(client, "node-a")
+    assert got["node-a"].extra["workers"] == _addresses(client, "node-a")
     assert w.result.total_j == pytest.approx(14.0)
     ds = ek.dataset()
     assert float(ds.energy.sel(task="compare", instance="node-b", component="cpu")) == 7.0
@@ -100,14 +100,14 @@ def test_worker_killed_mid_window(client, trees):
     trees["node-b"].add_energy("intel-rapl:0", 11 * UJ)  # seen by the joined worker only
     result = w.stop()
     got = result.by_instance()
-    a, b = got["node-a"].to_dict(), got["node-b"].to_dict()
-    assert a["status"] == "ok" and a["coverage"] == "full"
-    assert a["energy_j"]["cpu"] == pytest.approx(5.0)
-    assert b["status"] == "interrupted" and b["partial"] is True
-    assert b["coverage"] == "lost+joined"
-    assert b["energy_j"]["cpu"] == pytest.approx(7.0 + 11.0)
-    assert set(b["workers"]) == {lost, *joined}
-    assert lost in b["note"] and "joined" in b["note"]
+    a, b = got["node-a"], got["node-b"]
+    assert a.status == "ok" and a.extra["coverage"] == "full"
+    assert a.energy_j["cpu"] == pytest.approx(5.0)
+    assert b.status == "interrupted" and b.extra["partial"] is True
+    assert b.extra["coverage"] == "lost+joined"
+    assert b.energy_j["cpu"] == pytest.approx(7.0 + 11.0)
+    assert set(b.extra["workers"]) == {lost, *joined}
+    assert lost in b.extra["note"] and "joined" in b.extra["note"]
     runs = ek.runs()
     assert sorted(runs.status.values) == ["interrupted", "ok"]
 
@@ -119,7 +119,7 @@ def test_worker_retired_mid_window_sends_its_final_reading(client, trees):
     trees["node-b"].add_energy("intel-rapl:1", 4 * UJ)
     client.retire_workers([gone], close_workers=True)  # the plugin's teardown publishes
     got = w.stop().by_instance()
-    a = got["node-a"].to_dict()
-    assert a["status"] == "interrupted" and a["coverage"] == "lost" and a["partial"] is True
-    assert a["energy_j"]["cpu"] == pytest.approx(3.0)
+    a = got["node-a"]
+    assert a.status == "interrupted" and a.extra["coverage"] == "lost" and a.extra["partial"] is True
+    assert a.energy_j["cpu"] == pytest.approx(3.0)
     assert got["node-b"].energy_j["cpu"] == pytest.approx(4.0)

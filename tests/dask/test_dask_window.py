@@ -68,7 +68,7 @@ def test_one_host_is_one_instance_counted_once(client, fake):
     assert m.method == {"cpu": "rapl", "ram": "rapl"}
     assert m.device_energy_j["cpu:psys"] == pytest.approx(9.0)
     assert m.status == "ok"
-    rec = m.to_dict()
+    rec = m.extra
     assert sorted(rec["workers"]) == sorted(client.scheduler_info()["workers"])
     assert rec["coverage"] == "full" and rec["partial"] is False
     ds = ek.dataset()
@@ -179,7 +179,7 @@ def test_worker_joining_a_measured_host_is_listed_not_added(client, fake):
     ekd.read_workers(client)  # its plugin is set up: it is measured from here
     fake.add_energy("intel-rapl:0", 2 * UJ)
     (m,) = w.stop()
-    rec = m.to_dict()
+    rec = m.extra
     assert rec["coverage"] == "full" and new in rec["workers"] and len(rec["workers"]) == 3
     assert m.energy_j["cpu"] == pytest.approx(3.0)  # the joined worker's piece overlaps
     cluster.scale(2)

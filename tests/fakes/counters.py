@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from energykernel import backends, config
-from energykernel.backends.base import Backend, BackendStatus, Device
+from energykernel import counters as backends
+from energykernel.core import config
+from energykernel.counters.base import Backend, BackendStatus, Device
 
 
 class ManualBackend(Backend):

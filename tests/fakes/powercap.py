@@ -233,7 +233,7 @@ def pyrapl_patches(sys_dir: Path) -> list[tuple[object, str, object]]:
     import builtins
     from types import SimpleNamespace
 
-    from energykernel.backends import pyrapl as ek_pyrapl
+    from energykernel.counters import pyrapl as ek_pyrapl
 
     device_api = ek_pyrapl._import_pyrapl().device_api  # without pyRAPL's logging setup
     real_open = builtins.open

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from energykernel.schema import runs as runs_dataset
+from energykernel.data.schema import runs as runs_dataset
 from energykernel.sim import (
     ComputeEnvironment,
     ComputeInstance,

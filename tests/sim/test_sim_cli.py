@@ -1,4 +1,4 @@
-"""``energykernel simulate`` (simulate_main) and ``python -m energykernel.sim.cli``."""
+"""``energykernel simulate`` (simulate_main) and ``python -m energykernel.cli.simulate``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from energykernel.sim.cli import simulate_main
+from energykernel.cli.simulate import simulate_main
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 INST, TASKS = str(EXAMPLES / "instances.json"), str(EXAMPLES / "tasks.json")
@@ -63,11 +63,11 @@ def test_unfit_task_and_bad_args(tmp_path, capsys):
 
 
 def test_python_dash_m(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "energykernel.sim.cli", INST, TASKS,
+    proc = subprocess.run([sys.executable, "-m", "energykernel.cli.simulate", INST, TASKS,
                            "--mode", "optimize"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "mode optimize" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", "energykernel.sim.cli", INST,
+    proc = subprocess.run([sys.executable, "-m", "energykernel.cli.simulate", INST,
                            str(tmp_path / "none.json")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

@@ -14,9 +14,8 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
-import energykernel.widgets
-from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow
-from energykernel.widgets.simulation import (
+import energykernel.jupyter.widgets
+from energykernel.jupyter.widgets.simulation import (
     Simulator,
     breakdown,
     compute,
@@ -24,6 +23,7 @@ from energykernel.widgets.simulation import (
     scale_workflow,
     simulator,
 )
+from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow
 
 ENV = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(4, 5.0)}),
                           ComputeInstance("b", {"cpu": Resource(4, 1.0)})])
@@ -31,22 +31,22 @@ WF = Workflow([Task(f"t{k}", 10, {"cpu": 4}) for k in range(3)])
 
 
 def test_entry_point_survives_importing_the_module():
-    """``energykernel.widgets.simulator`` stays the function (no submodule of that name)."""
-    first = energykernel.widgets.simulator(ENV, WF, chart=False)
-    importlib.import_module("energykernel.widgets.simulation")
-    importlib.import_module("energykernel.widgets.carbon")
-    second = energykernel.widgets.simulator(ENV, WF, chart=False)
-    assert callable(energykernel.widgets.simulator)
+    """``energykernel.jupyter.widgets.simulator`` stays the function (no submodule of that name)."""
+    first = energykernel.jupyter.widgets.simulator(ENV, WF, chart=False)
+    importlib.import_module("energykernel.jupyter.widgets.simulation")
+    importlib.import_module("energykernel.jupyter.widgets.carbon")
+    second = energykernel.jupyter.widgets.simulator(ENV, WF, chart=False)
+    assert callable(energykernel.jupyter.widgets.simulator)
     assert isinstance(first, Simulator) and isinstance(second, Simulator)
-    from energykernel.widgets import simulator as again
+    from energykernel.jupyter.widgets import simulator as again
 
     assert isinstance(again(ENV, WF, chart=False), Simulator)
-    assert callable(energykernel.widgets.nn_calculator)
+    assert callable(energykernel.jupyter.widgets.nn_calculator)
 
 
 def test_no_pyplot():
     """Charts are drawn without pyplot's global state (safe under concurrent updates)."""
-    code = ("import sys; from energykernel.widgets import simulator; "
+    code = ("import sys; from energykernel.jupyter.widgets import simulator; "
             "s = simulator(); s.mode.value = 'monitor'; s.update(); "
             "assert len(s.image.value) > 1000; "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")

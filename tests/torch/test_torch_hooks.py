@@ -240,7 +240,7 @@ def test_runs_land_in_ek_dataset_with_record_format():
     model = mlp()
     with LayerEnergy(model, components="cpu,ram", record_interval_s=0) as le:
         train(model, le, steps=2)
-    from energykernel.recorder import recorder
+    from energykernel.core.recorder import recorder
 
     records = recorder().records()
     for r in records:
@@ -249,13 +249,13 @@ def test_runs_land_in_ek_dataset_with_record_format():
             assert key in r
         assert set(r["energy_j"]) == {"cpu", "ram"}
         assert set(r["method"].values()) == {"estimate"}
-        assert set(r["attribution"].values()) <= {"counter", "apportioned", "counter+apportioned"}
-        assert r["meta"]["step"] in (0, 1)
+        assert set(r["extra"]["attribution"].values()) <= {"counter", "apportioned", "counter+apportioned"}
+        assert r["extra"]["meta"]["step"] in (0, 1)
     cube = ek.dataset()
     total = float(cube.energy.sel(component=["cpu", "ram"]).sum())
     assert total == pytest.approx(float(le.dataset().step_energy.sum()), rel=1e-9)
     # durations of one step's runs add up to the step's duration
-    step0 = [r for r in records if r["meta"]["step"] == 0]
+    step0 = [r for r in records if r["extra"]["meta"]["step"] == 0]
     assert math.fsum(r["duration_s"] for r in step0) == pytest.approx(le.steps[0].duration_s,
                                                                      rel=1e-9)
 
@@ -285,12 +285,12 @@ def test_runs_aggregate_steps_within_the_record_interval():
         train(model, le, steps=4)
     runs = ek.runs()
     assert runs.sizes["run"] == 2 * 5 + 1  # one run per (layer, pass), plus outside
-    from energykernel.recorder import recorder
+    from energykernel.core.recorder import recorder
 
     for r in recorder().records():
-        assert (r["meta"]["step"], r["meta"]["last_step"], r["meta"]["steps"]) == (0, 3, 4)
-        if r["meta"]["layer"] != OUTSIDE:
-            assert r["meta"]["calls"] == 4
+        assert (r["extra"]["meta"]["step"], r["extra"]["meta"]["last_step"], r["extra"]["meta"]["steps"]) == (0, 3, 4)
+        if r["extra"]["meta"]["layer"] != OUTSIDE:
+            assert r["extra"]["meta"]["calls"] == 4
     assert float(runs.duration.sum()) == pytest.approx(
         sum(st.duration_s for st in le.steps), rel=1e-9)
     assert float(runs.energy.sum()) == pytest.approx(float(le.dataset().step_energy.sum()),

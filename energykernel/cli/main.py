@@ -1,0 +1,185 @@
+"""The ``energykernel`` command: ``measure``, ``report``, ``backends``, ``simulate``.
+
+Exit codes: 0 done; 1 the notebook stopped at a failing cell (everything measured up to
+it is still written); 2 bad arguments, paths or files (nothing is written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+PROG = "energykernel"
+
+
+class CliError(Exception):
+    """Bad input: reported as one line on stderr, exit code 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=PROG, description="Energy of notebooks and code, "
+                                "measured from hardware counters.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    m = sub.add_parser("measure", help="run a notebook with every cell measured")
+    m.add_argument("notebook", help="the notebook to run (it is not modified)")
+    m.add_argument("-o", "--output", help="annotated notebook (default NAME.energy.ipynb)")
+    m.add_argument("--dataset", help="runs dataset, NetCDF (default NAME.energy.nc)")
+    m.add_argument("--report", help="HTML report (default NAME.energy.html)")
+    m.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="seconds a cell may run (default: no limit)")
+    m.add_argument("--kernel", default=None, metavar="NAME",
+                   help="kernel name (default: the notebook's, else python3)")
+    m.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r = sub.add_parser("report", help="write the HTML report of a dataset")
+    r.add_argument("dataset", help="a file written by ek.save or energykernel measure")
+    r.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    sub.add_parser("backends", help="what can be read on this machine, and why not")
+    sub.add_parser("simulate", help="simulate a workflow on compute instances "
+                   "(energykernel simulate --help)", add_help=False)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``energykernel`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "simulate":
+        from .simulate import simulate_main
+
+        return int(simulate_main(argv[1:]) or 0)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return int(exc.code or 0)
+    try:
+        if args.command == "measure":
+            return _measure(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "backends":
+            return _backends()
+        _parser().print_help()
+        return 2
+    except CliError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _input_file(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"{what} {path!r} does not exist")
+    if not p.is_file():
+        raise CliError(f"{what} {path!r} is not a file")
+    if not os.access(p, os.R_OK):
+        raise CliError(f"{what} {path!r} is not readable")
+    return p
+
+
+def _output_file(path: str | Path, what: str, suffixes: tuple[str, ...],
+                 inputs: Sequence[Path] = ()) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in suffixes:
+        raise CliError(f"{what} {str(p)!r} must end in {' or '.join(suffixes)}")
+    if p.is_dir():
+        raise CliError(f"{what} {str(p)!r} is a directory")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise CliError(f"{what} {str(p)!r}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise CliError(f"{what} {str(p)!r} is not writable")
+    if any(p.resolve() == q.resolve() for q in inputs):
+        raise CliError(f"{what} {str(p)!r} would overwrite the input")
+    return p
+
+
+def _read_notebook(path: Path):
+    import nbformat
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CliError(f"{str(path)!r} is not a Jupyter notebook ({reason})") from None
+    if not isinstance(nb, dict) or "cells" not in nb:
+        raise CliError(f"{str(path)!r} is not a Jupyter notebook (no cells)")
+    return nb
+
+
+def _measure(args: argparse.Namespace) -> int:
+    import nbformat
+
+    from ..core._atomic import write_text_atomic
+    from ..jupyter.runner import RunError, run_notebook
+    from ..viz import report as _report_mod
+
+    source = _input_file(args.notebook, "notebook")
+    nb = _read_notebook(source)
+    if args.timeout is not None and not args.timeout > 0:
+        raise CliError(f"--timeout {args.timeout:g}: must be > 0 seconds")
+    stem = source.name.removesuffix(".ipynb")
+    out_nb = _output_file(args.output or source.with_name(f"{stem}.energy.ipynb"),
+                          "output notebook", (".ipynb",), [source])
+    base = out_nb.with_name(out_nb.name.removesuffix(".ipynb").removesuffix(".energy"))
+    out_ds = _output_file(args.dataset or f"{base}.energy.nc", "dataset", (".nc",), [source])
+    out_html = _output_file(args.report or f"{base}.energy.html", "report",
+                            (".html", ".htm"), [source])
+
+    try:
+        run = run_notebook(nb, cwd=source.parent.resolve(), kernel_name=args.kernel,
+                           timeout_s=args.timeout, progress=not args.no_progress)
+    except RunError as exc:
+        raise CliError(str(exc)) from None
+
+    nb.metadata["energykernel"] = {"source": source.name, "runs": len(run.records),
+                                   "complete": run.failure is None}
+    write_text_atomic(out_nb, nbformat.writes(nb))
+    _write_dataset(run, out_ds)
+    data = _report_mod.open_dataset(out_ds)
+    from ..counters import statuses
+
+    note = (f"The notebook stopped early: {run.failure}. Runs up to that cell are shown."
+            if run.failure else None)
+    _report_mod.write_report(data, out_html, title=f"Energy of {source.name}",
+                             source=str(source), statuses=statuses(), note=note)
+    total = sum(sum(r["energy_j"].values()) for r in run.records)
+    print(f"measured {len(run.records)} runs, {total:.4g} J in total")
+    print(f"  notebook: {out_nb}\n  dataset:  {out_ds}\n  report:   {out_html}")
+    if run.failure:
+        print(f"{PROG}: stopped: {run.failure}; wrote the {len(run.records)} runs measured "
+              "before it", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write_dataset(run, out: Path) -> None:
+    """Every run from the kernel's log, plus the power timeline the kernel sampled."""
+    from ..core.config import settings
+    from ..data.schema import open_timeline_samples, save
+
+    save(run.records, open_timeline_samples(run.dataset_file), settings().instance, out)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ..viz import report as _report_mod
+
+    source = _input_file(args.dataset, "dataset")
+    out = _output_file(args.output, "report", (".html", ".htm"), [source])
+    try:
+        data = _report_mod.open_dataset(source)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    _report_mod.write_report(data, out, title=f"Energy report: {source.name}",
+                             source=str(source))
+    print(f"report: {out}")
+    return 0
+
+
+def _backends() -> int:
+    from ..counters import statuses
+
+    for status in statuses():
+        print(status)
+    return 0

@@ -1,0 +1,116 @@
+"""Cheap readers of the kernel's own accounting (Linux ``/proc`` and ``/sys``).
+
+These sit on the hot path of every measured block, so files are opened once and re-read
+with ``os.pread`` (procfs and sysfs regenerate their content on a read at offset 0).
+psutil answers where those files do not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_fds: dict[str, int | None] = {}
+_fds_lock = threading.Lock()
+
+
+def _fd(path: str) -> int | None:
+    """A read-only descriptor kept open for the process's life, or None if unreadable."""
+    fd = _fds.get(path, -1)
+    if fd != -1:
+        return fd
+    with _fds_lock:
+        if path not in _fds:
+            try:
+                _fds[path] = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError:
+                _fds[path] = None
+        return _fds[path]
+
+
+def machine_cpu_busy_s() -> float:
+    """Busy CPU seconds of the whole machine, summed over logical CPUs, since boot.
+
+    Busy = user + nice + system + irq + softirq + steal (idle and iowait excluded;
+    guest time is already inside user). Resolution: one clock tick (usually 10 ms).
+    """
+    fd = _fd("/proc/stat")
+    if fd is None:
+        import psutil
+
+        t = psutil.cpu_times()
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
+    first = os.pread(fd, 256, 0).split(b"\n", 1)[0]
+    ticks = [int(x) for x in first.split()[1:9]]  # user nice system idle iowait irq softirq steal
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
+    return busy / _CLK_TCK
+
+
+def process_cpu_s() -> float:
+    """CPU seconds of this process (all threads), nanosecond resolution."""
+    return time.process_time()
+
+
+def process_tree_cpu_s() -> float:
+    """CPU seconds of this process and of its children that have exited and been waited
+    for (``os.times``), in s."""
+    t = os.times()
+    return time.process_time() + t.children_user + t.children_system
+
+
+def memory_used_bytes() -> int:
+    """Memory in use by the machine (total − available), in bytes."""
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return int(vm.total - vm.available)
+
+
+_VIRTUAL_PREFIXES = ("loop", "ram", "dm-", "md", "zram", "sr", "nbd")
+
+
+def block_devices() -> list[str]:
+    """Whole physical block devices (``/sys/block`` minus loop, ram, zram, dm, md)."""
+    try:
+        names = os.listdir("/sys/block")
+    except OSError:
+        return []
+    return sorted(n for n in names if not n.startswith(_VIRTUAL_PREFIXES))
+
+
+def disk_io_bytes(devices: list[str] | None = None) -> int | None:
+    """Bytes read + written by whole block devices since boot, or None if not readable.
+
+    Reads ``/sys/block/<dev>/stat`` (sector counts are always 512-byte units); partitions
+    and virtual devices are not counted, so no byte is counted twice.
+    """
+    devices = block_devices() if devices is None else devices
+    total = 0
+    found = False
+    for dev in devices:
+        fd = _fd(f"/sys/block/{dev}/stat")
+        if fd is None:
+            continue
+        fields = os.pread(fd, 256, 0).split()
+        total += (int(fields[2]) + int(fields[6])) * 512
+        found = True
+    if found:
+        return total
+    try:
+        import psutil
+
+        counters = psutil.disk_io_counters()
+    except Exception:
+        return None
+    return None if counters is None else int(counters.read_bytes + counters.write_bytes)
+
+
+def _after_fork_in_child() -> None:
+    global _fds_lock
+    _fds_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

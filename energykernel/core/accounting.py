@@ -1,0 +1,65 @@
+"""From counter readings to component energy: the one place this arithmetic lives.
+
+Every producer of runs (``measure``, the Dask worker snapshots, PyTorch layer steps, the
+sampler's timeline) turns two cumulative readings per device into a run's energy the same
+way: :func:`device_delta` (never negative), then :func:`component_energy` (each component
+is the sum of the devices that count toward it; detail-only devices such as RAPL ``psys``
+or ``core`` count toward none, so nested domains are never added twice), then, for
+``scope="process"``, :func:`scale_to_share` by :func:`process_share`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+
+#: Components whose machine-wide counters are scaled by the process share
+#: (``scope="process"``); a GPU or disk counter is not shared by CPU time.
+SHARED_BY_CPU_TIME: tuple[str, ...] = ("cpu", "ram")
+
+
+def device_delta(before: Mapping[str, float], after: Mapping[str, float],
+                 keep: Collection[str] | None = None) -> dict[str, float]:
+    """Joules per device between two cumulative readings (J), never negative.
+
+    ``keep`` limits the devices (default: every device read ``after``); a device missing
+    from ``before`` counts from zero.
+    """
+    if keep is None:
+        return {d: max(0.0, v - before.get(d, 0.0)) for d, v in after.items()}
+    return {d: max(0.0, v - before.get(d, 0.0)) for d, v in after.items() if d in keep}
+
+
+def component_energy(device_j: Mapping[str, float], device_component: Mapping[str, str | None],
+                     components: Iterable[str]) -> dict[str, float]:
+    """Sum device energies (J) into ``components``.
+
+    ``device_component`` maps each device to the component it counts toward, or ``None``
+    for detail-only devices; a device not in it counts toward nothing. Every requested
+    component is in the result (0.0 when no device of it was read).
+    """
+    out = dict.fromkeys(components, 0.0)
+    for device, joules in device_j.items():
+        comp = device_component.get(device)
+        if comp is not None and comp in out:
+            out[comp] += joules
+    return out
+
+
+def process_share(process_cpu_s: float, machine_busy_s: float) -> float:
+    """A process tree's share (0…1) of the machine's busy CPU seconds over one window.
+
+    Both arguments are differences over the window. With no busy time on the machine the
+    share is 1 if the process itself ran (the machine's tick counter is coarser than the
+    process clock), else 0.
+    """
+    if machine_busy_s <= 0:
+        return 1.0 if process_cpu_s > 0 else 0.0
+    return min(1.0, max(0.0, process_cpu_s / machine_busy_s))
+
+
+def scale_to_share(energy_j: dict[str, float], share: float) -> dict[str, float]:
+    """Scale the CPU-time-shared components of ``energy_j`` (in place) by ``share``."""
+    for comp in SHARED_BY_CPU_TIME:
+        if comp in energy_j:
+            energy_j[comp] *= share
+    return energy_j

@@ -1,0 +1,70 @@
+"""Units and names used everywhere: components, methods, joules per kWh, SI formatting."""
+
+from __future__ import annotations
+
+#: The components of the Dataset, in display order.
+COMPONENTS: tuple[str, ...] = ("cpu", "gpu", "ram", "storage")
+
+#: The values ``Measurement.method`` may take.
+METHODS: tuple[str, ...] = ("rapl", "pyrapl", "nvml", "estimate", "simulated")
+
+#: Joules in one kilowatt-hour.
+J_PER_KWH = 3.6e6
+
+#: Seconds in one hour.
+S_PER_HOUR = 3600.0
+
+#: Hours in a (365-day) year.
+HOURS_PER_YEAR = 365.0 * 24.0
+
+_PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"),
+             (1e-9, "n"))
+
+
+def si_scale(value: float, smallest: float = 1e-9) -> tuple[float, str]:
+    """The SI factor and prefix to write ``value`` with: ``si_scale(1234.5) == (1e3, "k")``.
+
+    Magnitudes below ``smallest`` (a factor, 1e-9 = nano) use the prefix of ``smallest``.
+    """
+    ladder = [p for p in _PREFIXES if p[0] >= smallest]
+    magnitude = abs(value)
+    for factor, prefix in ladder:
+        if magnitude >= factor:
+            return factor, prefix
+    return ladder[-1]
+
+
+def si(value: float, unit: str, digits: int = 3) -> str:
+    """``si(1234.5, "J") == "1.23 kJ"``; zero and NaN are written plainly."""
+    if value != value:  # NaN
+        return f"— {unit}"
+    if value == 0:
+        return f"0 {unit}"
+    factor, prefix = si_scale(value)
+    return f"{value / factor:.{digits}g} {prefix}{unit}"
+
+
+def j_or_kwh(energy_j: float, digits: int = 3) -> str:
+    """Joules as people read them: ``"512 J"``, ``"3.4 kJ"``, and kWh from 1 kWh up."""
+    for unit, scale in (("kWh", J_PER_KWH), ("kJ", 1e3)):
+        if abs(energy_j) >= scale:
+            return f"{energy_j / scale:.{digits}g} {unit}"
+    return f"{energy_j:.{digits}g} J"
+
+
+def number(value: float, spec: str = ".4g", nan: str = "–") -> str:
+    """``format(value, spec)``, or ``nan`` (a dash) for NaN: a table cell."""
+    return nan if value != value else format(value, spec)
+
+
+def duration(seconds: float) -> str:
+    """``duration(0.25) == "250 ms"``, ``duration(3725) == "62 min 5 s"``."""
+    if seconds < 1:
+        return f"{seconds * 1e3:.3g} ms"
+    if seconds < 120:
+        return f"{seconds:.3g} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 120:
+        return f"{int(minutes)} min {secs:.0f} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{int(hours)} h {int(minutes)} min"

@@ -1,0 +1,60 @@
+"""Counter backends: one module each, behind :class:`~energykernel.counters.base.Backend`.
+
+``rapl`` (Linux powercap), ``pyrapl`` (the pyRAPL package), ``nvml`` (NVIDIA GPUs through
+nvidia-ml-py) read hardware counters; ``estimate`` covers what no counter does, and says so.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import COMPONENTS, METHODS, Backend, BackendStatus, BackendUnavailable, Device
+
+#: name → "module:Class", in default priority order.
+KNOWN_BACKENDS: dict[str, str] = {
+    "rapl": "energykernel.counters.rapl:RaplBackend",
+    "pyrapl": "energykernel.counters.pyrapl:PyRaplBackend",
+    "nvml": "energykernel.counters.nvml:NvmlBackend",
+    "estimate": "energykernel.counters.estimate:EstimateBackend",
+}
+
+#: Counter backends tried when none are configured (pyrapl reads the same domains as
+#: rapl, so it is used only when asked for by name).
+DEFAULT_COUNTERS: tuple[str, ...] = ("rapl", "nvml")
+
+
+def create(name: str) -> Backend:
+    """A new, unopened backend instance by name."""
+    try:
+        target = KNOWN_BACKENDS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown backend {name!r}; known: {', '.join(KNOWN_BACKENDS)}"
+        ) from None
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+def statuses() -> list[BackendStatus]:
+    """Probe every known backend: what can be read here, and why not."""
+    result = []
+    for name in KNOWN_BACKENDS:
+        try:
+            result.append(create(name).probe())
+        except Exception as exc:  # a probe must never take the caller down
+            result.append(BackendStatus(name, False, f"probe failed: {type(exc).__name__}: {exc}"))
+    return result
+
+
+__all__ = [
+    "COMPONENTS",
+    "DEFAULT_COUNTERS",
+    "KNOWN_BACKENDS",
+    "METHODS",
+    "Backend",
+    "BackendStatus",
+    "BackendUnavailable",
+    "Device",
+    "create",
+    "statuses",
+]

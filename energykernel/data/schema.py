@@ -1,0 +1,306 @@
+"""Turn run records into the xarray Datasets of the README's "The Dataset", and save/load them.
+
+Only this module (and the accessor) import xarray; measuring never does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..core.record import RunRecord, record_from_dict
+from ..core.units import COMPONENTS
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+#: NetCDF engine used by ``save``: NetCDF4/HDF5 through h5netcdf (variable-length
+#: strings, compression, readable by netCDF4 and every NetCDF4 tool).
+NETCDF_ENGINE = "h5netcdf"
+SCHEMA_VERSION = 2  # 2: parent, pid, extra per run; self_energy in the cube
+
+
+def _register_accessor() -> None:
+    """Make ``ds.ek`` available on every Dataset built here."""
+    from . import accessor  # noqa: F401
+
+
+def _index(values: Iterable[str]) -> tuple[list[str], dict[str, int]]:
+    order: dict[str, int] = {}
+    for v in values:
+        if v not in order:
+            order[v] = len(order)
+    return list(order), order
+
+
+def self_energy_j(records: Sequence[RunRecord]) -> list[dict[str, float]]:
+    """Each run's energy less that of the runs nested directly inside it (same instance),
+    per component, never below 0: summed over runs, every joule counts once."""
+    index = {r["id"]: j for j, r in enumerate(records)}
+    out = [dict(r["energy_j"]) for r in records]
+    for r in records:
+        j = index.get(r.get("parent_id", ""))
+        if j is None or records[j]["instance"] != r["instance"]:
+            continue
+        own = out[j]
+        for comp, joules in r["energy_j"].items():
+            if comp in own:
+                own[comp] = max(0.0, own[comp] - joules)
+    return out
+
+
+def cube(records: Sequence[RunRecord]) -> xr.Dataset:
+    """The task × instance × component cube: energy (J) and runs summed per cell."""
+    import xarray as xr
+
+    _register_accessor()
+
+    tasks, task_ix = _index(r["task"] for r in records)
+    instances, inst_ix = _index(r["instance"] for r in records)
+    nt, ni, nc = len(tasks), len(instances), len(COMPONENTS)
+    energy = np.zeros((nt, ni, nc))
+    own = np.zeros((nt, ni, nc))
+    seen = np.zeros((nt, ni, nc), dtype=bool)
+    duration = np.zeros((nt, ni))
+    runs = np.zeros((nt, ni), dtype=np.int64)
+    methods: dict[tuple[int, int, int], set[str]] = {}
+    comp_ix = {c: k for k, c in enumerate(COMPONENTS)}
+    for r, self_j in zip(records, self_energy_j(records), strict=True):
+        t, i = task_ix[r["task"]], inst_ix[r["instance"]]
+        duration[t, i] += r["duration_s"]
+        runs[t, i] += 1
+        method = r["method"]
+        for comp, joules in r["energy_j"].items():
+            k = comp_ix[comp]
+            energy[t, i, k] += joules
+            own[t, i, k] += self_j[comp]
+            seen[t, i, k] = True
+            methods.setdefault((t, i, k), set()).add(method.get(comp, ""))
+    energy[~seen] = np.nan
+    own[~seen] = np.nan
+    method_arr = np.full((nt, ni, nc), "", dtype=object)
+    for (t, i, k), names in methods.items():
+        # A cell whose runs used different methods says so: e.g. "estimate+rapl".
+        method_arr[t, i, k] = "+".join(sorted(n for n in names if n))
+    ds = xr.Dataset(
+        {
+            "energy": (("task", "instance", "component"), energy,
+                       {"units": "J", "long_name": "energy, summed over runs (inclusive of "
+                                                 "runs nested inside)"}),
+            "self_energy": (("task", "instance", "component"), own,
+                            {"units": "J", "long_name": "energy less that of runs nested "
+                                                      "inside; sums to each joule once"}),
+            "duration": (("task", "instance"), duration,
+                         {"units": "s", "long_name": "duration, summed over runs"}),
+            "runs": (("task", "instance"), runs, {"long_name": "number of runs"}),
+            "method": (("task", "instance", "component"), method_arr,
+                       {"long_name": "how energy was obtained (rapl, pyrapl, nvml, "
+                                     "estimate, simulated; '+' joins mixed runs)"}),
+        },
+        coords={
+            "task": np.array(tasks, dtype=object),
+            "instance": np.array(instances, dtype=object),
+            "component": np.array(COMPONENTS, dtype=object),
+        },
+        attrs={"title": "energykernel energy cube", "energykernel_schema": SCHEMA_VERSION},
+    )
+    return ds
+
+
+def runs(records: Sequence[RunRecord]) -> xr.Dataset:
+    """One entry per run: energy/method per component, duration, per-device detail."""
+    import xarray as xr
+
+    _register_accessor()
+
+    n = len(records)
+    devices, dev_ix = _index(d for r in records for d in r["device_energy_j"])
+    comp_ix = {c: k for k, c in enumerate(COMPONENTS)}
+    energy = np.full((n, len(COMPONENTS)), np.nan)
+    method = np.full((n, len(COMPONENTS)), "", dtype=object)
+    device_energy = np.full((n, len(devices)), np.nan)
+    for j, r in enumerate(records):
+        for comp, joules in r["energy_j"].items():
+            energy[j, comp_ix[comp]] = joules
+            method[j, comp_ix[comp]] = r["method"].get(comp, "")
+        for dev, joules in r["device_energy_j"].items():
+            device_energy[j, dev_ix[dev]] = joules
+
+    def col(key, default, dtype=object):
+        return np.array([r.get(key, default) for r in records], dtype=dtype)
+
+    def times(key):
+        return (np.array([r[key] for r in records], dtype=np.float64) * 1e9).astype(
+            "datetime64[ns]"
+        )
+
+    ds = xr.Dataset(
+        {
+            "energy": (("run", "component"), energy, {"units": "J"}),
+            "duration": ("run", col("duration_s", np.nan, np.float64), {"units": "s"}),
+            "method": (("run", "component"), method),
+            "device_energy": (("run", "device"), device_energy, {"units": "J"}),
+            "end": ("run", times("end_s"), {"long_name": "end time (UTC)"}),
+            "scope": ("run", col("scope", "machine")),
+            "error": ("run", col("error", "")),
+            "cpu_share": ("run", col("cpu_share", np.nan, np.float64),
+                          {"long_name": "process share of busy CPU time (scope=process)"}),
+            "pid": ("run", col("pid", 0, np.int64), {"long_name": "measuring process"}),
+            "extra": ("run", np.array([json.dumps(r["extra"], sort_keys=True)
+                                       if r.get("extra") else "" for r in records], dtype=object),
+                      {"long_name": "integration fields (JSON object; '' for none)"}),
+        },
+        coords={
+            "run": np.arange(n),
+            "run_id": ("run", col("id", "")),
+            "parent": ("run", col("parent_id", ""),
+                       {"long_name": "run_id of the enclosing run ('' at top level)"}),
+            "task": ("run", col("task", "")),
+            "instance": ("run", col("instance", "")),
+            "start": ("run", times("start_s"), {"long_name": "start time (UTC)"}),
+            "status": ("run", col("status", "ok")),
+            "component": np.array(COMPONENTS, dtype=object),
+            "device": np.array(devices, dtype=object),
+        },
+        attrs={"title": "energykernel runs", "energykernel_schema": SCHEMA_VERSION},
+    )
+    return ds
+
+
+def timeline(samples: Sequence, instance: str) -> xr.Dataset:
+    """Sampled power over time: ``power (time, component)`` in W, a task label per time."""
+    import xarray as xr
+
+    _register_accessor()
+
+    n = len(samples)
+    power = np.full((n, len(COMPONENTS)), np.nan)
+    comp_ix = {c: k for k, c in enumerate(COMPONENTS)}
+    for j, s in enumerate(samples):
+        for comp, watts in s.power_w.items():
+            power[j, comp_ix[comp]] = watts
+    t = (np.array([s.time_s for s in samples], dtype=np.float64) * 1e9).astype("datetime64[ns]")
+    return xr.Dataset(
+        {
+            "power": (("time", "component"), power, {"units": "W"}),
+            "interval": ("time", np.array([s.interval_s for s in samples], dtype=np.float64),
+                         {"units": "s", "long_name": "sample interval ending at time"}),
+        },
+        coords={
+            "time": ("time", t, {"long_name": "end of sample interval (UTC)"}),
+            "component": np.array(COMPONENTS, dtype=object),
+            "task": ("time", np.array([s.task for s in samples], dtype=object)),
+            "instance": ("time", np.full(n, instance, dtype=object)),
+        },
+        attrs={"title": "energykernel power timeline"},
+    )
+
+
+def records_from_runs(ds: xr.Dataset, source: str = "dataset") -> list[RunRecord]:
+    """Inverse of :func:`runs`: run records from a runs Dataset (e.g. a saved file)."""
+    for name in ("energy", "duration", "method", "task", "instance", "start", "end", "run_id"):
+        if name not in ds.variables:
+            raise ValueError(f"{source}: not an energykernel runs dataset (no {name!r})")
+    comps = [str(c) for c in ds.component.values]
+    devices = [str(d) for d in ds.device.values] if "device" in ds.dims else []
+    energy = ds.energy.transpose("run", "component").values
+    method = ds.method.transpose("run", "component").values
+    dev_e = ds.device_energy.transpose("run", "device").values if devices else None
+    start_s = ds.start.values.astype("datetime64[ns]").astype(np.int64) / 1e9
+    end_s = ds.end.values.astype("datetime64[ns]").astype(np.int64) / 1e9
+    out = []
+    for j in range(ds.sizes["run"]):
+        rec: dict[str, Any] = {
+            "id": str(ds.run_id.values[j]),
+            "task": str(ds.task.values[j]),
+            "instance": str(ds.instance.values[j]),
+            "start_s": float(start_s[j]),
+            "end_s": float(end_s[j]),
+            "duration_s": float(ds.duration.values[j]),
+            "energy_j": {c: float(energy[j, k]) for k, c in enumerate(comps)
+                         if not np.isnan(energy[j, k])},
+            "method": {c: str(method[j, k]) for k, c in enumerate(comps)
+                       if not np.isnan(energy[j, k])},
+            "device_energy_j": {} if dev_e is None else {
+                d: float(dev_e[j, k]) for k, d in enumerate(devices) if not np.isnan(dev_e[j, k])
+            },
+            "status": str(ds.status.values[j]),
+            "scope": str(ds.scope.values[j]) if "scope" in ds else "machine",
+        }
+        if "error" in ds and str(ds.error.values[j]):
+            rec["error"] = str(ds.error.values[j])
+        if "cpu_share" in ds and not np.isnan(ds.cpu_share.values[j]):
+            rec["cpu_share"] = float(ds.cpu_share.values[j])
+        if "pid" in ds:
+            rec["pid"] = int(ds.pid.values[j])
+        if "parent" in ds.variables:
+            rec["parent_id"] = str(ds.parent.values[j])
+        if "extra" in ds and str(ds.extra.values[j]):
+            try:
+                rec["extra"] = json.loads(str(ds.extra.values[j]))
+            except ValueError:
+                raise ValueError(f"{source}: run {j}: 'extra' is not JSON") from None
+        out.append(record_from_dict(rec, f"{source}: run {j}"))
+    return out
+
+
+def save(records: Sequence[RunRecord], samples: Sequence, instance: str,
+         path: str | os.PathLike) -> Path:
+    """Write runs (and the timeline) to one NetCDF4 file, atomically."""
+    import xarray as xr
+
+    path = Path(path)
+    if path.suffix.lower() not in (".nc", ".nc4", ".h5", ".hdf5"):
+        raise ValueError(f"save({str(path)!r}): use a NetCDF file name ending in .nc")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"save({str(path)!r}): directory {str(path.parent)!r} does not exist")
+    run_ds = runs(records)
+    if samples:
+        tl = timeline(samples, instance).rename(
+            {"task": "time_task", "instance": "time_instance"}
+        )
+        run_ds = xr.merge([run_ds, tl], combine_attrs="override")
+    from ..core._atomic import write_netcdf_atomic
+
+    return write_netcdf_atomic(run_ds, path)
+
+
+def open_runs_file(path: str | os.PathLike) -> list[RunRecord]:
+    """Run records from a file written by :func:`save`."""
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
+            ds.load()
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable energykernel dataset ({exc})") from None
+    return records_from_runs(ds, source=str(path))
+
+
+def open_timeline_samples(path: str | os.PathLike | None) -> list:
+    """The power samples of a file written by ``ek.save`` (empty if none or unreadable)."""
+    if path is None:
+        return []
+    import xarray as xr
+
+    from ..core.engine import Sample
+
+    try:
+        with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
+            if "power" not in ds or "time" not in ds.dims:
+                return []
+            ds = ds[["power", "interval"]].load()
+    except (OSError, ValueError):
+        return []
+    times = ds.time.values.astype("datetime64[ns]").astype(np.int64) / 1e9
+    comps = [str(c) for c in ds.component.values]
+    power = ds.power.transpose("time", "component").values
+    labels = ds["time_task"].values if "time_task" in ds.coords else [""] * len(times)
+    return [Sample(float(t), float(dt), {c: float(p) for c, p in zip(comps, row, strict=True)
+                                         if p == p}, str(task))
+            for t, dt, row, task in zip(times, ds.interval.values, power, labels, strict=True)]

@@ -1,0 +1,56 @@
+"""Tables of a cube or runs Dataset (pure functions behind ``ds.ek.summary``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ..core.units import COMPONENTS
+
+
+def summary_table(ds: xr.Dataset, by: str = "task"):
+    """Energy (J) per ``by`` × component, plus total (J), duration (s), runs and methods.
+
+    Works on the cube (dims task, instance, component) and on the runs Dataset (dim run).
+    Components never measured are left out; rows are sorted by total energy, largest first.
+    """
+    import pandas as pd
+
+    if "run" in ds.dims:  # a runs Dataset: summarise its cube
+        from .schema import cube, records_from_runs
+
+        ds = cube(records_from_runs(ds))
+    if by not in ("task", "instance"):
+        raise ValueError(f"summary(by={by!r}): choose 'task' or 'instance'")
+    others = [d for d in ("task", "instance") if d != by and d in ds.dims]
+    energy = ds.energy.sum(others, skipna=True, min_count=1)
+    duration = ds.duration.sum(others) if "duration" in ds else None
+    runs = ds.runs.sum(others) if "runs" in ds else None
+    methods = {
+        key: {
+            comp: "+".join(sorted({m for m in np.atleast_1d(
+                ds.method.sel({by: key, "component": comp}).values).ravel() if m}))
+            for comp in COMPONENTS
+        }
+        for key in ds[by].values
+    }
+    present = [c for c in COMPONENTS if c in energy.component.values
+               and bool(np.isfinite(energy.sel(component=c).values).any())]
+    rows = []
+    for key in energy[by].values:
+        row = {by: key}
+        for comp in present:
+            row[f"{comp}_j"] = float(energy.sel({by: key, "component": comp}))
+        row["total_j"] = float(np.nansum([row[f"{c}_j"] for c in present])) if present else 0.0
+        if duration is not None:
+            row["duration_s"] = float(duration.sel({by: key}))
+        if runs is not None:
+            row["runs"] = int(runs.sel({by: key}))
+        row["method"] = ", ".join(
+            f"{c}:{methods[key][c]}" for c in present if methods.get(key, {}).get(c)
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table = table.sort_values("total_j", ascending=False).set_index(by)
+    return table

@@ -1,0 +1,114 @@
+"""Gantt charts of a simulated schedule (:class:`energykernel.sim.SimulationResult`).
+
+One band per instance, one sub-row per lane (:func:`energykernel.sim.whatif.lanes`, so
+concurrent tasks never overlap), the task legend below the axes. Built on
+``matplotlib.figure.Figure`` (never pyplot), imported when a chart is drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..core.units import J_PER_KWH
+from .plot import _axes, _register_ipython_formatter
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ..sim.result import SimulationResult
+
+LEGEND_MAX_TASKS = 16  # more distinct task names than this: no task legend
+_MAX_LANES_DRAWN = 8  # a band grows with its lanes up to this many, then lanes get thinner
+
+Lanes = tuple[np.ndarray, np.ndarray]
+
+
+def _lanes(result: SimulationResult, lane_info: Lanes | None) -> Lanes:
+    if lane_info is not None:
+        return lane_info
+    from ..sim.whatif import lanes
+
+    return lanes(result)
+
+
+def _band_heights(count: np.ndarray) -> np.ndarray:
+    """Height of each instance's band (axes units) from its number of lanes."""
+    return np.minimum(count, _MAX_LANES_DRAWN) * 0.5 + 0.5
+
+
+def _rects(ax: Axes, x: Any, y: Any, width: Any, height: Any, colours: list[Any],
+           **kwargs: Any) -> None:
+    """Axis-aligned rectangles as one PolyCollection (far cheaper than one patch each)."""
+    from matplotlib.collections import PolyCollection
+
+    x, y, width, height = np.broadcast_arrays(*(np.atleast_1d(np.asarray(v, dtype=float))
+                                                for v in (x, y, width, height)))
+    if not x.size:
+        return
+    verts = np.stack([np.stack([x, y], -1), np.stack([x + width, y], -1),
+                      np.stack([x + width, y + height], -1), np.stack([x, y + height], -1)], 1)
+    ax.add_collection(PolyCollection(verts, facecolors=colours, **kwargs), autolim=False)
+
+
+def gantt(result: SimulationResult, ax: Axes | None = None,
+          lane_info: Lanes | None = None) -> Figure:
+    """Gantt chart of ``result`` on ``ax`` (a new figure without one). Returns the figure.
+
+    ``lane_info``: ``(lane per step, lanes per instance)`` when already computed.
+    """
+    fig, ax = _axes(ax, (9, 1.5 + 0.5 * len(result.instances)))
+    from matplotlib.patches import Patch
+
+    lane, count = _lanes(result, lane_info)
+    names = list(dict.fromkeys(result.task_names))
+    colours = {n: f"C{k % 10}" for k, n in enumerate(names)}
+    heights = _band_heights(count)
+    bottoms = np.concatenate([[0.0], np.cumsum(heights + 0.3)[:-1]])
+    assign = np.asarray(result.assignment, dtype=int)
+    odd = np.arange(1, len(result.instances), 2)  # shaded bands group an instance's lanes
+    _rects(ax, 0.0, bottoms[odd] - 0.15, 2 * max(result.makespan_s, 1.0), heights[odd] + 0.3,
+           ["0.95"] * len(odd), linewidth=0)
+    h = heights[assign] / count[assign]
+    _rects(ax, result.start_s, bottoms[assign] + (lane + 0.05) * h,
+           result.end_s - result.start_s, 0.9 * h,
+           [colours[n] for n in result.task_names], edgecolor="white", linewidth=0.5)
+    ax.set_yticks(bottoms + heights / 2, result.instances)
+    ax.set_ylim(float(bottoms[-1] + heights[-1] + 0.3) if len(bottoms) else 1, -0.3)  # 1st on top
+    ax.set_xlim(0, max(result.makespan_s, 1e-9) * 1.01)
+    ax.set_xlabel("time (s)")
+    ax.set_title(f"{result.mode}: {result.energy_j / J_PER_KWH:.4g} kWh, "
+                 f"makespan {result.makespan_s:,.0f} s", fontsize="medium", y=1.0, pad=4)
+    if len(names) <= LEGEND_MAX_TASKS:
+        axes_h = ax.get_position().height * fig.get_figheight()  # inches
+        ax.legend([Patch(color=colours[n]) for n in names], names, fontsize="small",
+                  loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(axes_h, 0.1)),
+                  ncol=min(4, len(names)), frameon=False)
+    else:
+        ax.text(1.0, 1.01, f"{len(names)} task names (no legend)", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize="x-small", color="0.4")
+    return fig
+
+
+def gantt_figure(result: SimulationResult, lane_info: Lanes | None = None) -> Figure:
+    """A figure sized to ``result`` (bands, instance names, task legend) with its Gantt
+    chart; margins are set by hand, so it renders without a tight-layout pass."""
+    from matplotlib.figure import Figure
+
+    _register_ipython_formatter()
+    lane_info = _lanes(result, lane_info)
+    gantt_h = min(6.0, 0.6 + 0.3 * float((_band_heights(lane_info[1]) + 0.3).sum()))  # in
+    n_names = len(set(result.task_names))
+    legend_h = 0.1 + 0.2 * math.ceil(n_names / 4) if n_names <= LEGEND_MAX_TASKS else 0.0
+    top, foot = 0.35, 0.55 + legend_h  # title; x label and the task legend
+    height = top + gantt_h + foot
+    width = 9.5
+    left = 0.3 + 0.085 * max((len(n) for n in result.instances), default=4)
+    fig = Figure(figsize=(width, height))
+    ax = fig.add_axes((left / width, foot / height, 1 - (left + 0.15) / width,
+                       gantt_h / height))
+    gantt(result, ax, lane_info)
+    return fig

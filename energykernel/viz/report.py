@@ -1,0 +1,166 @@
+"""One self-contained HTML report of a Dataset: plots (inline SVG), summary table, methods.
+
+``energykernel report DATASET -o OUT.html`` and the end of ``energykernel measure``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core._atomic import write_text_atomic
+from ..core.units import COMPONENTS
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+METHODS_TEXT = {
+    "rapl": "hardware energy counters (Intel/AMD RAPL) read through Linux powercap",
+    "pyrapl": "hardware energy counters (RAPL) read through the pyRAPL package",
+    "nvml": "NVIDIA GPU energy counters read through NVML",
+    "estimate": "an estimate from a model (busy CPU time × watts per thread, memory in use "
+                "× W/GB, bytes moved × J/byte) — no counter could be read for it",
+    "simulated": "a simulation of the workflow, not a measurement",
+}
+
+HOW_TO_READ = """\
+<p>Each <b>task</b> is a labelled piece of work (a notebook cell, a function, a block).
+Energy is in joules (1 kJ = 1000 J; 3.6 MJ = 1 kWh) and is split by <b>component</b>
+(cpu, gpu, ram, storage). Counters measure the whole machine unless a run used
+<code>scope="process"</code>, so background activity is included. Bars drawn
+<b>hatched</b> are estimates, dotted ones simulated; solid bars come from hardware
+counters. The power timeline shows the sampled power of each component with each task's
+span shaded.</p>"""
+
+
+@dataclass
+class ReportData:
+    """What a report is drawn from."""
+
+    cube: xr.Dataset
+    timeline: xr.Dataset | None = None
+    runs: xr.Dataset | None = None
+
+
+def open_dataset(path: str | os.PathLike) -> ReportData:
+    """A file written by ``ek.save`` (runs, maybe a timeline) or a saved cube."""
+    import xarray as xr
+
+    from ..data.schema import NETCDF_ENGINE, cube, records_from_runs
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable NetCDF dataset ({exc})") from None
+    if "run" in ds.dims:
+        records = records_from_runs(ds, source=str(path))
+        timeline = None
+        if "power" in ds and "time" in ds.dims:
+            names = {k: v for k, v in (("time_task", "task"), ("time_instance", "instance"))
+                     if k in ds.coords}
+            timeline = ds[[v for v in ("power", "interval") if v in ds]].rename(names)
+        runs_ds = ds.drop_dims([d for d in ("time",) if d in ds.dims])
+        return ReportData(cube(records), timeline, runs_ds)
+    if {"task", "instance", "component"} <= set(ds.dims) and "energy" in ds:
+        return ReportData(ds)
+    raise ValueError(f"{path}: not an energykernel dataset (neither runs nor a cube)")
+
+
+def _figure(data: ReportData, kind: str) -> str | None:
+    from .plot import figure_svg, plot
+
+    try:
+        fig = plot(data.timeline if kind == "timeline" else data.cube, kind=kind)
+    except ValueError:
+        return None
+    svg = figure_svg(fig)
+    return svg[svg.find("<svg"):]  # drop the XML prolog and doctype
+
+
+def _table(data: ReportData) -> str:
+    from ..data import accessor  # noqa: F401  (registers ds.ek)
+
+    table = data.cube.ek.summary()
+    if table.empty:
+        return "<p>No runs.</p>"
+    comps = [c for c in COMPONENTS if f"{c}_j" in table.columns]
+    head = ["task", *[f"{c} (J)" for c in comps], "total (J)", "duration (s)", "runs", "method"]
+    rows = []
+    for task, row in table.iterrows():
+        cells = [escape(str(task))]
+        cells += [_num(row[f"{c}_j"]) for c in comps]
+        cells += [_num(row["total_j"]), _num(row.get("duration_s", float("nan"))),
+                  str(int(row.get("runs", 0))), escape(str(row.get("method", "")))]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return ("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head)
+            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def _num(value: float) -> str:
+    return "—" if value != value else f"{value:.4g}"
+
+
+def _methods(data: ReportData) -> str:
+    used = sorted({part for m in data.cube.method.values.ravel() if m for part in str(m).split("+")})
+    items = "".join(f"<li><b>{escape(m)}</b>: {escape(METHODS_TEXT.get(m, 'unknown method'))}</li>"
+                    for m in used)
+    return f"<ul>{items}</ul>" if items else "<p>No methods recorded.</p>"
+
+
+def _backends(statuses: list[Any] | None) -> str:
+    if not statuses:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(s.name)}</td><td>{'yes' if s.available else 'no'}</td>"
+        f"<td>{escape(s.reason)}</td></tr>" for s in statuses)
+    return ("<h2>Backends on the measuring machine</h2><table><thead><tr><th>backend</th>"
+            f"<th>available</th><th>why / what</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:980px;
+margin:2em auto;padding:0 1em;color:#222}h1{font-size:1.5em}h2{font-size:1.15em;
+margin-top:1.6em;border-bottom:1px solid #ddd}table{border-collapse:collapse;font-size:.9em}
+td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}td:first-child,
+th:first-child,td:last-child{text-align:left}.note{color:#a60}.fig svg{max-width:100%;
+height:auto}.meta{color:#666;font-size:.85em}"""
+
+
+def render(data: ReportData, *, title: str, source: str, statuses: list[Any] | None = None,
+           note: str | None = None) -> str:
+    """The report as one HTML string (no external resources)."""
+    total = float(data.cube.energy.sum(skipna=True))
+    runs = int(data.cube.runs.sum()) if "runs" in data.cube else 0
+    parts = [f"<h1>{escape(title)}</h1>",
+             f'<p class="meta">source: {escape(source)} · generated '
+             f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} · {runs} runs · "
+             f"total {total:.4g} J</p>"]
+    if note:
+        parts.append(f'<p class="note">{escape(note)}</p>')
+    parts += ["<h2>How to read this report</h2>", HOW_TO_READ, "<h2>Energy per task</h2>"]
+    for kind in ("tasks", "timeline", "instances"):
+        if kind == "timeline" and data.timeline is None:
+            continue
+        if kind == "instances" and data.cube.sizes.get("instance", 0) < 2:
+            continue
+        svg = _figure(data, kind)
+        if svg:
+            parts.append(f'<div class="fig" id="plot-{kind}">{svg}</div>')
+    parts += ["<h2>Summary</h2>", _table(data), "<h2>Methods used</h2>", _methods(data),
+              _backends(statuses)]
+    body = "\n".join(parts)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
+            f"<body>\n{body}\n</body></html>\n")
+
+
+def write_report(data: ReportData, out: str | os.PathLike, **kwargs: Any) -> Path:
+    """Render ``data`` and write it to ``out`` atomically."""
+    return write_text_atomic(out, render(data, **kwargs))

@@ -1,0 +1,186 @@
+"""``energykernel measure | report | backends | simulate`` on notebooks made in the test."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+import energykernel as ek
+from energykernel.cli.main import main
+
+
+class Tags(HTMLParser):
+    """Tag names and text of an HTML document."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse_html(path: Path) -> Tags:
+    parser = Tags()
+    parser.feed(path.read_text(encoding="utf-8"))
+    parser.close()
+    return parser
+
+
+def write_nb(path: Path, *sources: str) -> Path:
+    cells = [new_markdown_cell("# generated")]
+    cells += [new_code_cell(s) for s in sources]
+    nbformat.write(new_notebook(cells=cells), path)
+    return path
+
+
+@pytest.mark.slow
+def test_measure_stops_at_a_failing_cell_and_writes_what_it_measured(tmp_path, estimate_only,
+                                                                     capsys):
+    source = write_nb(tmp_path / "work.ipynb",
+                      "# task: setup\nx = 41",
+                      "import asyncio\nawait asyncio.sleep(0.01)\nx + 1",
+                      "%%energy -t marked -q\nsum(range(1000))",
+                      "1 / 0",
+                      "print('never runs')")
+    original = source.read_bytes()
+    code = main(["measure", str(source), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "cell 5 of 6 raised ZeroDivisionError" in err
+    assert source.read_bytes() == original  # the input is never modified
+
+    out = nbformat.read(tmp_path / "work.energy.ipynb", as_version=4)
+    code_cells = out.cells[1:]
+    meta = [c.metadata.get("energykernel") for c in code_cells]
+    assert [m["task"] for m in meta[:4]] == ["setup", "cell-2", "marked", "cell-4"]
+    assert [m["status"] for m in meta[:4]] == ["ok", "ok", "ok", "error"]
+    assert meta[4] is None and code_cells[4].outputs == []
+    assert all(m["total_j"] >= 0 and m["method"]["cpu"] == "estimate" for m in meta[:4])
+    for cell in code_cells[:4]:  # a visible energy line in every measured cell
+        texts = [o.get("text") or o.get("data", {}).get("text/plain", "") for o in cell.outputs]
+        assert any(t.startswith("⚡") for t in texts), texts
+    assert out.cells[2].outputs[0]["data"]["text/plain"] == "42"
+    assert out.metadata["energykernel"]["complete"] is False
+    assert len(out.cells) == 6 and not any("load_ext" in c.source for c in out.cells)
+
+    cube = ek.load(tmp_path / "work.energy.nc")
+    assert set(cube.task.values) == {"setup", "cell-2", "marked", "cell-4"}
+    html = parse_html(tmp_path / "work.energy.html")
+    assert "svg" in html.tags
+    text = " ".join(html.text)
+    assert "marked" in text and "stopped early" in text
+
+
+@pytest.mark.slow
+def test_measure_success_with_explicit_outputs(tmp_path, estimate_only, capsys):
+    source = write_nb(tmp_path / "ok.ipynb", "%energy auto off\ny = 2",
+                      "import time\ntime.sleep(0.3)\ny")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    code = main(["measure", str(source), "-o", str(outdir / "a.ipynb"), "--dataset",
+                 str(outdir / "a.nc"), "--report", str(outdir / "a.html"), "--timeout", "60",
+                 "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in outdir.iterdir()) == ["a.html", "a.ipynb", "a.nc"]
+    out = nbformat.read(outdir / "a.ipynb", as_version=4)
+    assert [c.metadata["energykernel"]["task"] for c in out.cells[1:]] == ["cell-1", "cell-2"]
+    assert out.metadata["energykernel"]["complete"] is True
+    assert "a.html" in capsys.readouterr().out
+
+
+def _no_new_files(tmp_path: Path, before: set[Path]) -> bool:
+    return set(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("case", ["missing", "directory", "not-json", "not-notebook",
+                                  "out-dir-missing", "out-under-file", "out-is-input",
+                                  "bad-suffix", "bad-timeout", "unknown-kernel"])
+def test_measure_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, case):
+    good = write_nb(tmp_path / "good.ipynb", "x = 1")
+    (tmp_path / "text.ipynb").write_text("this is not JSON")
+    (tmp_path / "other.ipynb").write_text('{"some": "json"}')
+    (tmp_path / "file.txt").write_text("x")
+    argv = {
+        "missing": [str(tmp_path / "nope.ipynb")],
+        "directory": [str(tmp_path)],
+        "not-json": [str(tmp_path / "text.ipynb")],
+        "not-notebook": [str(tmp_path / "other.ipynb")],
+        "out-dir-missing": [str(good), "-o", str(tmp_path / "no" / "dir.ipynb")],
+        "out-under-file": [str(good), "-o", str(tmp_path / "file.txt" / "x.ipynb")],
+        "out-is-input": [str(good), "-o", str(good)],
+        "bad-suffix": [str(good), "--dataset", str(tmp_path / "d.csv")],
+        "bad-timeout": [str(good), "--timeout", "-1"],
+        "unknown-kernel": [str(good), "--kernel", "no-such-kernel"],
+    }[case]
+    before = set(tmp_path.rglob("*"))
+    code = main(["measure", *argv, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("energykernel: error:") and err.count("\n") == 1, err
+    assert _no_new_files(tmp_path, before)
+
+
+def _saved_runs(path: Path) -> Path:
+    for task in ("load", "train", "train"):
+        with ek.measure(task):
+            sum(range(20_000))
+    ek.save(path)
+    return path
+
+
+def test_report_from_saved_runs_and_from_a_cube(tmp_path, estimate_only, capsys):
+    runs_file = _saved_runs(tmp_path / "runs.nc")
+    assert main(["report", str(runs_file), "-o", str(tmp_path / "r.html")]) == 0
+    html = parse_html(tmp_path / "r.html")
+    text = " ".join(html.text)
+    assert "svg" in html.tags and "table" in html.tags
+    assert "load" in text and "train" in text and "estimate" in text
+    assert "How to read" in text
+
+    cube_file = tmp_path / "cube.nc"
+    ek.dataset().to_netcdf(cube_file, engine="h5netcdf")
+    assert main(["report", str(cube_file), "-o", str(tmp_path / "c.html")]) == 0
+    assert "train" in " ".join(parse_html(tmp_path / "c.html").text)
+
+
+def test_report_bad_input_exits_2(tmp_path, capsys):
+    (tmp_path / "junk.nc").write_text("not netcdf")
+    before = set(tmp_path.rglob("*"))
+    assert main(["report", str(tmp_path / "junk.nc"), "-o", str(tmp_path / "j.html")]) == 2
+    assert main(["report", str(tmp_path / "absent.nc"), "-o", str(tmp_path / "j.html")]) == 2
+    assert main(["report", str(tmp_path / "junk.nc")]) == 2  # -o is required
+    assert _no_new_files(tmp_path, before)
+    assert "junk.nc" in capsys.readouterr().err
+
+
+def test_backends_and_module_entry_point(estimate_only):
+    out = subprocess.run([sys.executable, "-m", "energykernel", "backends"],
+                         capture_output=True, text=True, check=True)
+    assert "estimate: available" in out.stdout and "rapl:" in out.stdout
+
+
+def test_simulate_dispatches_to_the_sim_cli(monkeypatch):
+    calls = []
+    fake = types.ModuleType("energykernel.cli.simulate")
+    fake.simulate_main = lambda argv: calls.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "energykernel.cli.simulate", fake)
+    assert main(["simulate", "inst.json", "tasks.json", "--mode", "optimize"]) == 0
+    assert calls == [["inst.json", "tasks.json", "--mode", "optimize"]]
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main([]) == 2
+    assert main(["measure"]) == 2
+    assert main(["frobnicate"]) == 2

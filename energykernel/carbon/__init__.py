@@ -9,6 +9,7 @@ Pure numpy; xarray is imported only when a DataArray or Dataset is passed.
 1289
 """
 
+from energykernel.carbon._args import check_parameter
 from energykernel.carbon.calculators import (
     J_PER_KWH,
     NNBreakdown,
@@ -49,6 +50,7 @@ __all__ = [
     "NNBreakdown",
     "UnknownRegionError",
     "carbon_dataset",
+    "check_parameter",
     "embodied_amortised",
     "emissions",
     "intensity",

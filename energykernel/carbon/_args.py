@@ -51,6 +51,28 @@ def at_least_one(name: str, values: np.ndarray) -> None:
                          f"{values[values < 1].flat[0]!r}")
 
 
+#: The check of every calculator parameter, by name (one rule per parameter everywhere).
+CHECKS: dict[str, Check] = {
+    "hardware_count": non_negative, "hardware_power_w": non_negative,
+    "server_count": non_negative, "server_power_w": non_negative, "hours": non_negative,
+    "pue": at_least_one, "device_count": non_negative, "production_energy_kwh": non_negative,
+    "intensity_g_per_kwh": non_negative, "intensity": non_negative,
+    "transport_factor": positive, "energy_kwh": non_negative, "energy_j": non_negative,
+    "embodied": non_negative,
+}
+
+
+def checks_for(*names: str) -> dict[str, Check]:
+    """The :data:`CHECKS` of ``names``, for :func:`prepare`."""
+    return {n: CHECKS[n] for n in names}
+
+
+def check_parameter(name: str, value: Any) -> Any:
+    """Validate one calculator parameter as the calculators do and return it as a float
+    array (or DataArray); ``TypeError`` / ``ValueError`` naming ``name`` otherwise."""
+    return prepare({name: value}, checks_for(name))[name]
+
+
 def _numeric(name: str, x: Any) -> np.ndarray:
     if isinstance(x, str | bytes):
         raise TypeError(f"{name} must be a number, got the string {x!r}")

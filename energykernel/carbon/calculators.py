@@ -18,16 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from energykernel.carbon._args import (
-    at_least_one,
-    combine,
-    is_dataarray,
-    non_negative,
-    positive,
-    prepare,
-)
-
-J_PER_KWH = 3.6e6
+from energykernel.carbon._args import checks_for, combine, is_dataarray, non_negative, prepare
+from energykernel.core.units import J_PER_KWH  # also energykernel.carbon.J_PER_KWH
 
 
 def _intensity_of(code: str) -> float:
@@ -39,16 +31,17 @@ def _intensity_of(code: str) -> float:
 _RESOLVE_INTENSITY = {"intensity_g_per_kwh": _intensity_of, "intensity": _intensity_of}
 
 
+def _prepare(args: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`prepare` with each parameter's own check; region codes resolved."""
+    return prepare(args, checks_for(*args), _RESOLVE_INTENSITY)
+
+
 def nn_et(*, hardware_count: Any, hardware_power_w: Any, server_count: Any,
           server_power_w: Any, hours: Any, pue: Any) -> Any:
     """Training energy in kWh: ``pue × (hw_count × hw_W + servers × server_W) × hours / 1000``."""
-    args = prepare(
-        dict(hardware_count=hardware_count, hardware_power_w=hardware_power_w,
-             server_count=server_count, server_power_w=server_power_w, hours=hours, pue=pue),
-        dict(hardware_count=non_negative, hardware_power_w=non_negative,
-             server_count=non_negative, server_power_w=non_negative, hours=non_negative,
-             pue=at_least_one),
-    )
+    args = _prepare(dict(hardware_count=hardware_count, hardware_power_w=hardware_power_w,
+                         server_count=server_count, server_power_w=server_power_w,
+                         hours=hours, pue=pue))
     return combine(args, _et, "datacenter")
 
 
@@ -58,11 +51,8 @@ def _et(*, hardware_count, hardware_power_w, server_count, server_power_w, hours
 
 def nn_eq(*, server_count: Any, server_power_w: Any, hours: Any, pue: Any) -> Any:
     """Inference (querying) energy in kWh: ``pue × servers × server_W × hours / 1000``."""
-    args = prepare(
-        dict(server_count=server_count, server_power_w=server_power_w, hours=hours, pue=pue),
-        dict(server_count=non_negative, server_power_w=non_negative, hours=non_negative,
-             pue=at_least_one),
-    )
+    args = _prepare(dict(server_count=server_count, server_power_w=server_power_w,
+                         hours=hours, pue=pue))
     return combine(args, _eq, "datacenter")
 
 
@@ -77,13 +67,9 @@ def nn_emb(*, device_count: Any, production_energy_kwh: Any, intensity_g_per_kwh
     ``intensity_g_per_kwh`` is the grid intensity at the manufacturing site; a region code
     (str) is looked up with :func:`energykernel.carbon.intensity`.
     """
-    args = prepare(
-        dict(device_count=device_count, production_energy_kwh=production_energy_kwh,
-             intensity_g_per_kwh=intensity_g_per_kwh, transport_factor=transport_factor),
-        dict(device_count=non_negative, production_energy_kwh=non_negative,
-             intensity_g_per_kwh=non_negative, transport_factor=positive),
-        _RESOLVE_INTENSITY,
-    )
+    args = _prepare(dict(device_count=device_count, production_energy_kwh=production_energy_kwh,
+                         intensity_g_per_kwh=intensity_g_per_kwh,
+                         transport_factor=transport_factor))
     return combine(args, _emb, "hardware")
 
 
@@ -96,13 +82,8 @@ def nn_c(*, energy_kwh: Any, intensity_g_per_kwh: Any, transport_factor: Any) ->
 
     ``intensity_g_per_kwh`` may also be a region code (or a sequence of them).
     """
-    args = prepare(
-        dict(energy_kwh=energy_kwh, intensity_g_per_kwh=intensity_g_per_kwh,
-             transport_factor=transport_factor),
-        dict(energy_kwh=non_negative, intensity_g_per_kwh=non_negative,
-             transport_factor=positive),
-        _RESOLVE_INTENSITY,
-    )
+    args = _prepare(dict(energy_kwh=energy_kwh, intensity_g_per_kwh=intensity_g_per_kwh,
+                         transport_factor=transport_factor))
     return combine(args, _c, "datacenter")
 
 
@@ -116,11 +97,8 @@ def emissions(energy_j: Any, *, intensity: Any, pue: Any = 1.0) -> Any:
     Elementwise (no summing): float, ndarray or DataArray in, same shape out. NaN energy
     (not measured) stays NaN. ``intensity`` is gCO2e/kWh or a region code.
     """
-    if isinstance(intensity, str):
-        intensity = _intensity_of(intensity)
     energy = energy_j if is_dataarray(energy_j) else _as_array(energy_j)
-    vals = prepare({"intensity": intensity, "pue": pue},
-                   {"intensity": non_negative, "pue": at_least_one})
+    vals = _prepare({"intensity": intensity, "pue": pue})
     raw = energy.values if is_dataarray(energy) else energy
     import numpy as np
 
@@ -242,8 +220,7 @@ def nn_total(*, training: Mapping[str, Any] | None = None,
 
 def _per_entry_energy(spec: Mapping[str, Any], formula, keys: tuple[str, ...]) -> Any:
     """Energy per datacentre (not summed), so each entry gets its own intensity."""
-    checks = {k: (at_least_one if k == "pue" else non_negative) for k in keys}
-    args = prepare({k: spec[k] for k in keys}, checks)
+    args = _prepare({k: spec[k] for k in keys})
     if any(is_dataarray(a) for a in args.values()):
         import xarray as xr
 
@@ -266,7 +243,7 @@ def _embodied(embodied: Any) -> tuple[Any, Any]:
     from energykernel.carbon.embodied import embodied_amortised
 
     if not isinstance(embodied, Mapping):
-        arr = prepare({"embodied": embodied}, {"embodied": non_negative})["embodied"]
+        arr = _prepare({"embodied": embodied})["embodied"]
         value = combine({"embodied": arr}, lambda embodied: embodied, "hardware")
         return value, embodied
     if "total_embodied_g" in embodied:

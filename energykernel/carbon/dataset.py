@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 
 from energykernel.carbon._args import is_dataarray
-from energykernel.carbon.calculators import J_PER_KWH
 from energykernel.carbon.embodied import embodied_amortised
 from energykernel.carbon.intensity import intensity_info
+from energykernel.core.units import J_PER_KWH, S_PER_HOUR
 
 INTENSITY_VARS = ("intensity_g_per_kwh", "intensity")
 
@@ -218,7 +218,7 @@ def _embodied(ds: Any, embodied: Any) -> tuple[Any, Any]:
 
     if "duration" not in ds.variables:
         raise ValueError("embodied needs the Dataset's 'duration' variable (s)")
-    duration_h = ds["duration"] / 3600.0
+    duration_h = ds["duration"] / S_PER_HOUR
     if isinstance(embodied, Mapping) and "total_embodied_g" in embodied:
         specs = {None: embodied}
     elif isinstance(embodied, Mapping) and all(isinstance(v, Mapping) for v in embodied.values()):

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from energykernel.carbon._args import combine, non_negative, positive, prepare
-
-HOURS_PER_YEAR = 365.0 * 24.0
+from energykernel.core.units import HOURS_PER_YEAR  # also energykernel.carbon.HOURS_PER_YEAR
 
 
 def sci(energy_kwh: Any, intensity_g_per_kwh: Any, embodied_g: Any,

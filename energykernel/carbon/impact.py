@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from energykernel.carbon.calculators import J_PER_KWH, NNBreakdown
+from energykernel.carbon.calculators import NNBreakdown
 from energykernel.core._atomic import write_text_atomic
+from energykernel.core.units import J_PER_KWH, S_PER_HOUR
 
 TIMESTAMP = "2024-01-01T00:00:00Z"
 
@@ -141,7 +142,7 @@ def _amortised_embodied(p: _Pipeline, name: str, spec: Mapping[str, float], time
         inputs[output] = 0.0
         return
     p.add(name, "SciEmbodied", {"baseline-emissions": te,
-                                "lifespan": float(spec["expected_lifespan_h"]) * 3600.0,
+                                "lifespan": float(spec["expected_lifespan_h"]) * S_PER_HOUR,
                                 "output-parameter": output})
     inputs.update({"vCPUs": 1, "memory": 16, "usage-ratio": ratio, "time": time_s})
 
@@ -183,7 +184,7 @@ def _nn_manifest(result: NNBreakdown, functional_units: float | None) -> tuple[d
         e = _entries(emb, [k for k in emb if k != "time_reserved_h"] + ["time_reserved_h"])
         if len(e) != 1:
             raise ValueError("export amortised embodied carbon for one device type at a time")
-        _amortised_embodied(p, "embodied-a-amortised", e[0], e[0]["time_reserved_h"] * 3600.0,
+        _amortised_embodied(p, "embodied-a-amortised", e[0], e[0]["time_reserved_h"] * S_PER_HOUR,
                             "embodied-a/carbon", inputs)
         totals["embodied"].append("embodied-a/carbon")
     elif isinstance(emb, Mapping):

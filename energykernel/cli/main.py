@@ -139,12 +139,13 @@ def _measure(args: argparse.Namespace) -> int:
     _write_dataset(run, out_ds)
     data = _report_mod.open_dataset(out_ds)
     from ..counters import statuses
+    from ..data.schema import self_energy_j
 
     note = (f"The notebook stopped early: {run.failure}. Runs up to that cell are shown."
             if run.failure else None)
     _report_mod.write_report(data, out_html, title=f"Energy of {source.name}",
                              source=str(source), statuses=statuses(), note=note)
-    total = sum(sum(r["energy_j"].values()) for r in run.records)
+    total = sum(sum(own.values()) for own in self_energy_j(run.records))  # each joule once
     print(f"measured {len(run.records)} runs, {total:.4g} J in total")
     print(f"  notebook: {out_nb}\n  dataset:  {out_ds}\n  report:   {out_html}")
     if run.failure:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.units import COMPONENTS
+from ..core.units import COMPONENTS, J_PER_KWH, number
 from ..sim.model import MODES, SimulationInputError
 
 
@@ -35,9 +35,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fmt(x: float, digits: int = 4) -> str:
-    if x != x:  # NaN
-        return "-"
-    return f"{x:.{digits}g}"
+    """A table cell: ``digits`` significant digits, "-" for NaN."""
+    return number(x, f".{digits}g", nan="-")
 
 
 def format_summary(result) -> str:
@@ -60,7 +59,7 @@ def format_summary(result) -> str:
     t = result.totals()
     em = "" if t["emissions_g"] != t["emissions_g"] else f", emissions {_fmt(t['emissions_g'])} gCO2e"
     out.append(f"mode {result.mode}: energy {_fmt(t['energy_j'], 6)} J "
-               f"({_fmt(t['energy_j'] / 3.6e6, 4)} kWh), makespan {_fmt(t['makespan_s'], 6)} s{em}")
+               f"({_fmt(t['energy_j'] / J_PER_KWH, 4)} kWh), makespan {_fmt(t['makespan_s'], 6)} s{em}")
     if result.mode == "optimal":
         info = result.info
         out.append(f"optimal: objective {info.get('objective')}, solver {info.get('solver')}, "

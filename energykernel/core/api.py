@@ -25,14 +25,14 @@ def backends() -> list[BackendStatus]:
 
 def configure(**settings: Any) -> config.Settings:
     """Change settings: ``backends``, ``sample_interval_s``, ``cpu_tdp_w``, ``region``,
-    ``instance``, ``log_dir``. Returns the settings now in force.
+    ``instance``, ``log_dir``, ``read_detail``. Returns the settings now in force.
 
     Changing backends, the interval or the TDP restarts the measuring engine (runs already
     recorded are kept).
     """
     old, new = config.update(**settings)
-    if (old.backends, old.sample_interval_s, old.cpu_tdp_w) != (
-        new.backends, new.sample_interval_s, new.cpu_tdp_w
+    if (old.backends, old.sample_interval_s, old.cpu_tdp_w, old.read_detail) != (
+        new.backends, new.sample_interval_s, new.cpu_tdp_w, new.read_detail
     ):
         shutdown_engine()
     if old.log_dir != new.log_dir or old.instance != new.instance:

@@ -14,6 +14,7 @@ ENV_INSTANCE = "ENERGYKERNEL_INSTANCE"
 ENV_POWERCAP_ROOT = "ENERGYKERNEL_POWERCAP_ROOT"
 ENV_SAMPLE_INTERVAL = "ENERGYKERNEL_SAMPLE_INTERVAL_S"
 ENV_REGION = "ENERGYKERNEL_REGION"
+ENV_READ_DETAIL = "ENERGYKERNEL_READ_DETAIL"
 
 
 def _env_backends() -> tuple[str, ...] | None:
@@ -34,6 +35,15 @@ def _env_float(name: str, default: float) -> float:
     if not value > 0:
         raise ValueError(f"{name}={raw!r} must be > 0")
     return value
+
+
+def _env_bool(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{name}={raw!r}: use 1/0, true/false, yes/no or on/off")
 
 
 def default_log_dir() -> Path:
@@ -58,6 +68,10 @@ class Settings:
         default_factory=lambda: os.environ.get(ENV_INSTANCE) or socket.gethostname()
     )
     log_dir: Path = field(default_factory=default_log_dir)
+    #: Read detail-only devices (RAPL psys, core, uncore, MMIO copies) at every window's
+    #: start and end, so each run has them in ``device_energy_j``. Off by default: they
+    #: count toward no component, and reading them would slow every measured block.
+    read_detail: bool = field(default_factory=lambda: _env_bool(ENV_READ_DETAIL))
 
 
 _settings: Settings | None = None
@@ -100,6 +114,8 @@ def update(**changes: Any) -> tuple[Settings, Settings]:
             changes[key] = number
         elif key == "log_dir" and value is not None:
             changes[key] = Path(value).expanduser()
+        elif key == "read_detail" and not isinstance(value, bool):
+            raise ValueError(f"configure(read_detail={value!r}): must be True or False")
         elif key == "instance" and (not isinstance(value, str) or not value):
             raise ValueError(f"configure(instance={value!r}): must be a non-empty string")
     global _settings

@@ -79,11 +79,12 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._period_s = settings().sample_interval_s
+        self._read_detail = settings().read_detail
 
     # -- selection ---------------------------------------------------------------
     def _select(self, names: tuple[str, ...] | None) -> None:
         explicit = names is not None
-        wanted = names if explicit else (*_backends.DEFAULT_COUNTERS, "estimate")
+        wanted = names if names is not None else (*_backends.DEFAULT_COUNTERS, "estimate")
         for name in wanted:
             backend = _backends.create(name)
             status = backend.probe()
@@ -131,11 +132,16 @@ class Engine:
         return [d.name for d in backend.devices.values() if d.component == component]
 
     # -- reading -----------------------------------------------------------------
-    def read(self) -> dict[str, float]:
-        """Cumulative energy in J of every device of every selected backend."""
+    def read(self, detail: bool | None = None) -> dict[str, float]:
+        """Cumulative energy in J per device of every selected backend: every device, or
+        (``detail=False``; default: unless ``read_detail`` is set) only those that count
+        toward a component. Windows read with the default, the sampler reads everything."""
+        detail = self._read_detail if detail is None else detail
+        if len(self.backends) == 1:
+            return self.backends[0].read(detail)
         out: dict[str, float] = {}
         for backend in self.backends:
-            out.update(backend.read())
+            out.update(backend.read(detail))
         return out
 
     def component_energy(self, delta: Mapping[str, float],
@@ -213,7 +219,7 @@ class Engine:
         while True:
             try:
                 now_t = time.monotonic()
-                now = self.read()
+                now = self.read(detail=True)
             except Exception as exc:  # keep sampling; a transient read error is reported
                 warnings.warn(f"energykernel sampler: read failed: {exc}", RuntimeWarning,
                               stacklevel=1)

@@ -76,6 +76,7 @@ class Measurement:
     """
 
     __slots__ = ("_record",)
+    _record: RunRecord
 
     def __init__(self, record: RunRecord) -> None:
         object.__setattr__(self, "_record", record)

@@ -14,6 +14,9 @@ import time
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from .config import settings
 from .record import RunRecord, record_from_dict
@@ -29,7 +32,7 @@ class Recorder:
         self._records: list[RunRecord] = []
         self._ids: set[str] = set()
         self._lock = threading.Lock()
-        self._log = None
+        self._fd: int | None = None  # this process's log, opened for appending
         self._log_path: Path | None = None
         self._log_pid: int | None = None
 
@@ -39,33 +42,35 @@ class Recorder:
         """This process's log file (None until the first run is recorded)."""
         return self._log_path if self._log_pid == os.getpid() else None
 
-    def _open_log(self):
+    def _open_log(self) -> int:
         log_dir = settings().log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         safe_instance = "".join(ch if ch.isalnum() or ch in "-_." else "_"
                                 for ch in settings().instance)
         path = log_dir / f"{safe_instance}-{os.getpid()}-{stamp}{LOG_SUFFIX}"
-        f = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for the process
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags, 0o666)  # the umask applies, as for a plain open()
         header = {"kind": "header", "version": LOG_VERSION, "pid": os.getpid(),
                   "instance": settings().instance, "created_s": time.time()}
-        f.write(json.dumps(header) + "\n")
-        f.flush()
-        self._log, self._log_path, self._log_pid = f, path, os.getpid()
-        return f
+        try:
+            _write_all(fd, (json.dumps(header) + "\n").encode())
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd, self._log_path, self._log_pid = fd, path, os.getpid()
+        return fd
 
     def append(self, record: RunRecord) -> None:
-        """Keep ``record`` in memory and append it to the log (flushed)."""
-        line = json.dumps({"kind": "run", **record}, separators=(",", ":"))
+        """Keep ``record`` in memory and append it to the log: the line is in the
+        operating system's hands (``write``) before this returns."""
+        line = _line(record)
         with self._lock:
             self._records.append(record)
             self._ids.add(record["id"])
-            log = self._log if self._log_pid == os.getpid() else None
+            fd = self._fd if self._log_pid == os.getpid() else None
             try:
-                if log is None:
-                    log = self._open_log()
-                log.write(line + "\n")
-                log.flush()
+                _write_all(fd if fd is not None else self._open_log(), line)
             except OSError as exc:
                 warnings.warn(
                     f"energykernel: could not append to the run log {self._log_path}: {exc}; "
@@ -102,9 +107,33 @@ class Recorder:
 
     def close(self) -> None:
         with self._lock:
-            if self._log is not None and self._log_pid == os.getpid():
-                self._log.close()
-            self._log = self._log_path = self._log_pid = None
+            if self._fd is not None and self._log_pid == os.getpid():
+                os.close(self._fd)
+            self._fd = self._log_path = self._log_pid = None
+
+
+def _jsonable(value: Any) -> Any:
+    """What orjson cannot write itself: numpy scalars and arrays, sets."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def _line(record: RunRecord) -> bytes:
+    """One log line of a run: ``{"kind":"run", …}\\n`` (orjson: ~1 µs, json: ~15 µs)."""
+    try:
+        body = orjson.dumps(record, default=_jsonable, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        body = json.dumps(record, separators=(",", ":"), default=str).encode()
+    return b'{"kind":"run",' + body[1:] + b"\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def read_log(path: str | os.PathLike) -> list[RunRecord]:
@@ -150,7 +179,7 @@ def recorder() -> Recorder:
 def _after_fork_in_child() -> None:
     # The child writes its own log; it must not share the parent's file object.
     _recorder._lock = threading.Lock()
-    _recorder._log = None
+    _recorder._fd = None
     _recorder._log_pid = None
 
 

@@ -87,10 +87,18 @@ class Backend(ABC):
                 self._open()
                 self._opened = True
 
-    def read(self) -> dict[str, float]:
-        """Thread-safe cumulative energy in J per device."""
+    def _read_counted(self) -> dict[str, float]:
+        """Like :meth:`_read`, for the devices that count toward a component only.
+
+        Backends with detail-only devices (RAPL psys, core, uncore) override it so that
+        window boundaries do not pay for them. Lock is held."""
+        return self._read()
+
+    def read(self, detail: bool = True) -> dict[str, float]:
+        """Thread-safe cumulative energy in J per device (``detail=False``: only the
+        devices that count toward a component)."""
         with self._lock:
-            return self._read()
+            return self._read() if detail else self._read_counted()
 
     @property
     def components(self) -> tuple[str, ...]:

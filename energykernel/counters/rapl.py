@@ -217,6 +217,7 @@ class RaplBackend(Backend):
         self.root = root or os.environ.get(ROOT_ENV, DEFAULT_ROOT)
         self._clock = time.monotonic
         self._fds: list[tuple[str, int, WrapCounter]] = []
+        self._counted: list[tuple[str, int, WrapCounter]] = []  # no detail-only zones
 
     def probe(self) -> BackendStatus:
         try:
@@ -261,13 +262,21 @@ class RaplBackend(Backend):
             self.devices.clear()
             raise
         self._fds = fds
+        self._counted = [f for f in fds if self.devices[f[0]].component is not None]
 
     def _read(self) -> dict[str, float]:
+        return self._read_zones(self._fds)
+
+    def _read_counted(self) -> dict[str, float]:
+        return self._read_zones(self._counted)
+
+    def _read_zones(self, zones: list[tuple[str, int, WrapCounter]]) -> dict[str, float]:
         now_s = self._clock()
         out = {}
-        for name, fd, counter in self._fds:
+        pread = os.pread
+        for name, fd, counter in zones:
             try:
-                raw_uj = int(os.pread(fd, 32, 0))
+                raw_uj = int(pread(fd, 32, 0))
             except (OSError, ValueError):
                 # A failed read loses nothing: the counter is cumulative, the next read
                 # catches up (unless the outage outlasts a wrap).
@@ -286,6 +295,7 @@ class RaplBackend(Backend):
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._fds = []
+            self._counted = []
             self.devices.clear()
             super().close()
 

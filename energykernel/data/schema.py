@@ -9,7 +9,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -134,7 +134,7 @@ def runs(records: Sequence[RunRecord]) -> xr.Dataset:
     def col(key, default, dtype=object):
         return np.array([r.get(key, default) for r in records], dtype=dtype)
 
-    def times(key):
+    def times(key: Literal["start_s", "end_s"]) -> np.ndarray:
         return (np.array([r[key] for r in records], dtype=np.float64) * 1e9).astype(
             "datetime64[ns]"
         )

@@ -9,7 +9,8 @@ from ..core.units import COMPONENTS
 
 
 def summary_table(ds: xr.Dataset, by: str = "task"):
-    """Energy (J) per ``by`` × component, plus total (J), duration (s), runs and methods.
+    """Energy (J) per ``by`` × component, plus total (J), self (J: the total less runs
+    nested inside, so the column sums to each joule once), duration (s), runs and methods.
 
     Works on the cube (dims task, instance, component) and on the runs Dataset (dim run).
     Components never measured are left out; rows are sorted by total energy, largest first.
@@ -24,6 +25,7 @@ def summary_table(ds: xr.Dataset, by: str = "task"):
         raise ValueError(f"summary(by={by!r}): choose 'task' or 'instance'")
     others = [d for d in ("task", "instance") if d != by and d in ds.dims]
     energy = ds.energy.sum(others, skipna=True, min_count=1)
+    own = ds.self_energy.sum(others, skipna=True, min_count=1) if "self_energy" in ds else energy
     duration = ds.duration.sum(others) if "duration" in ds else None
     runs = ds.runs.sum(others) if "runs" in ds else None
     methods = {
@@ -42,6 +44,7 @@ def summary_table(ds: xr.Dataset, by: str = "task"):
         for comp in present:
             row[f"{comp}_j"] = float(energy.sel({by: key, "component": comp}))
         row["total_j"] = float(np.nansum([row[f"{c}_j"] for c in present])) if present else 0.0
+        row["self_j"] = float(np.nansum(own.sel({by: key}).values)) if present else 0.0
         if duration is not None:
             row["duration_s"] = float(duration.sel({by: key}))
         if runs is not None:

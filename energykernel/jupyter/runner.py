@@ -58,7 +58,8 @@ def _annotate(cell: Any, records: list[RunRecord]) -> None:
 
     shown = {out.get("metadata", {}).get(METADATA_KEY, {}).get("run_id")
              for out in cell.get("outputs", [])}
-    record = next((r for r in reversed(records) if r["id"] in shown), records[-1])
+    top = [r for r in records if not r.get("parent_id")] or records  # the cell's own run
+    record = next((r for r in reversed(records) if r["id"] in shown), top[-1])
     energy = record["energy_j"]
     cell.metadata[METADATA_KEY] = {
         "task": record["task"],

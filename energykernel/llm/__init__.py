@@ -13,7 +13,8 @@ to try it without a model. Needs the ``llm`` extra (httpx, tqdm).
 
 from __future__ import annotations
 
-from .analysis import Forecast, compare, correlations, forecast, plot_correlations
+from ..viz.llm import plot_correlations
+from .analysis import Forecast, compare, correlations, forecast
 from .campaign import load_prompts, measure_prompts, save_prompts
 from .client import ChatClient, ChatResult, LLMError
 

@@ -1,7 +1,8 @@
 """What a prompt campaign tells: correlations, an energy forecast by task type, comparisons.
 
 All functions take the Dataset of :func:`energykernel.llm.measure_prompts` (or several) and
-use only its successful prompts (``status == "ok"``). Plots import matplotlib on demand.
+use only its successful prompts (``status == "ok"``). The heatmap is
+:func:`energykernel.viz.llm.plot_correlations` (matplotlib imported on demand, no pyplot).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..viz.llm import plot_correlations
 from .campaign import approx_tokens, normalize_prompts
 
 if TYPE_CHECKING:
@@ -58,7 +60,8 @@ def correlations(ds: xr.Dataset, *, method: str = "pearson", plot: bool = False,
     """Correlation matrix of energy, duration, ttft and token counts over successful prompts.
 
     Variables that are all missing (``ttft`` without streaming) are left out; a constant one
-    gives NaN. ``plot=True`` also draws a heatmap (on ``ax`` if given).
+    gives NaN. ``plot=True`` also draws a heatmap (on ``ax`` if given, else a new figure,
+    shown in Jupyter).
     """
     import xarray as xr
 
@@ -76,27 +79,6 @@ def correlations(ds: xr.Dataset, *, method: str = "pearson", plot: bool = False,
     if plot:
         plot_correlations(da, ax=ax)
     return da
-
-
-def plot_correlations(corr: xr.DataArray, ax: Any = None) -> Any:
-    """Heatmap of a matrix from :func:`correlations`; returns the matplotlib Axes."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.2, 4.4))
-    names = [str(v) for v in corr.quantity.values]
-    im = ax.imshow(corr.values, cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    for i in range(len(names)):
-        for j in range(len(names)):
-            v = corr.values[i, j]
-            ax.text(j, i, "–" if np.isnan(v) else f"{v:.2f}", ha="center", va="center",
-                    fontsize=8, color="white" if abs(np.nan_to_num(v)) > 0.6 else "black")
-    ax.figure.colorbar(im, ax=ax, shrink=0.8, label=f"{corr.attrs.get('method', '')} r")
-    ax.set_title(f"LLM prompts (n={corr.attrs.get('prompts', '?')})")
-    ax.figure.tight_layout()
-    return ax
 
 
 # -- forecast ---------------------------------------------------------------------------------

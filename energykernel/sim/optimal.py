@@ -26,8 +26,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..core.units import J_PER_KWH
 from .model import OBJECTIVES, SimulationInputError, UnschedulableError, _number
-from .result import J_PER_KWH, SimulationResult
+from .result import SimulationResult
 from .schedule import Problem, run_schedule
 
 EXACT_MAX_STEPS = 40

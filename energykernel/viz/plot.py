@@ -52,22 +52,43 @@ def plot(ds: xr.Dataset, kind: str = "tasks", ax: Axes | None = None, **kwargs: 
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] | None) -> tuple[Figure, Axes]:
+    """``ax`` and its figure, or a new :func:`_figure` with one Axes."""
     if ax is not None:
         return ax.figure, ax
+    fig = _figure(figsize or (7.0, 3.6))
+    return fig, fig.add_subplot()
+
+
+def _figure(figsize: tuple[float, float], **kwargs: Any) -> Figure:
+    """A new bare Figure (no pyplot) that Jupyter shows as PNG when a cell returns it."""
     from matplotlib.figure import Figure
 
     _register_ipython_formatter()
-    fig = Figure(figsize=figsize or (7.0, 3.6), dpi=100)
-    return fig, fig.add_subplot()
+    return Figure(figsize=figsize, dpi=100, **kwargs)
+
+
+def _shell() -> Any:
+    """The running IPython shell, or None (IPython is never imported here)."""
+    if "IPython" not in sys.modules:
+        return None
+    from IPython import get_ipython
+
+    return get_ipython()
+
+
+def _show(fig: Figure) -> None:
+    """Display ``fig`` now in Jupyter, as pyplot's inline backend did for a figure that a
+    call made and did not return; nothing outside IPython."""
+    if _shell() is None:
+        return
+    from IPython.display import display
+
+    display(fig)
 
 
 def _register_ipython_formatter() -> None:
     """Let Jupyter show a bare Figure as PNG even if pyplot was never imported."""
-    if "IPython" not in sys.modules:
-        return
-    from IPython import get_ipython
-
-    shell = get_ipython()
+    shell = _shell()
     if shell is None:
         return
     from matplotlib.figure import Figure

@@ -30,8 +30,11 @@ METHODS_TEXT = {
 HOW_TO_READ = """\
 <p>Each <b>task</b> is a labelled piece of work (a notebook cell, a function, a block).
 Energy is in joules (1 kJ = 1000 J; 3.6 MJ = 1 kWh) and is split by <b>component</b>
-(cpu, gpu, ram, storage). Counters measure the whole machine unless a run used
-<code>scope="process"</code>, so background activity is included. Bars drawn
+(cpu, gpu, ram, storage). A task's energy includes that of blocks measured inside it
+(e.g. an <code>ek.measure</code> inside a cell); where there are such, <b>self</b> is the
+task's energy without them, and the total at the top counts every joule once. Counters
+measure the whole machine unless a run used <code>scope="process"</code>, so background
+activity is included. Bars drawn
 <b>hatched</b> are estimates, dotted ones simulated; solid bars come from hardware
 counters. The power timeline shows the sampled power of each component with each task's
 span shaded.</p>"""
@@ -92,16 +95,26 @@ def _table(data: ReportData) -> str:
     if table.empty:
         return "<p>No runs.</p>"
     comps = [c for c in COMPONENTS if f"{c}_j" in table.columns]
-    head = ["task", *[f"{c} (J)" for c in comps], "total (J)", "duration (s)", "runs", "method"]
+    nested = bool((table["self_j"] < table["total_j"] - 1e-12).any())
+    head = ["task", *[f"{c} (J)" for c in comps], "total (J)",
+            *(["self (J)"] if nested else []), "duration (s)", "runs", "method"]
     rows = []
     for task, row in table.iterrows():
         cells = [escape(str(task))]
         cells += [_num(row[f"{c}_j"]) for c in comps]
-        cells += [_num(row["total_j"]), _num(row.get("duration_s", float("nan"))),
+        cells += [_num(row["total_j"]), *([_num(row["self_j"])] if nested else []),
+                  _num(row.get("duration_s", float("nan"))),
                   str(int(row.get("runs", 0))), escape(str(row.get("method", "")))]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return ("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head)
             + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+
+
+def total_energy_j(cube: xr.Dataset) -> float:
+    """Every joule of a cube once: the sum of ``self_energy`` (runs nested inside others
+    are not counted twice), or of ``energy`` for a cube without nesting information."""
+    name = "self_energy" if "self_energy" in cube else "energy"
+    return float(cube[name].sum(skipna=True))
 
 
 def _num(value: float) -> str:
@@ -136,7 +149,7 @@ height:auto}.meta{color:#666;font-size:.85em}"""
 def render(data: ReportData, *, title: str, source: str, statuses: list[Any] | None = None,
            note: str | None = None) -> str:
     """The report as one HTML string (no external resources)."""
-    total = float(data.cube.energy.sum(skipna=True))
+    total = total_energy_j(data.cube)
     runs = int(data.cube.runs.sum()) if "runs" in data.cube else 0
     parts = [f"<h1>{escape(title)}</h1>",
              f'<p class="meta">source: {escape(source)} · generated '

@@ -1,14 +1,17 @@
 """Plots of a ``LayerEnergy`` Dataset (matplotlib, imported when a plot is asked for).
 
 Each function takes the Dataset of :meth:`LayerEnergy.dataset` and an optional ``ax``;
-without one it makes a figure. :func:`plot` draws one kind or all four.
+without one it makes a :class:`matplotlib.figure.Figure` (never pyplot), which Jupyter
+shows when a cell returns it. :func:`plot` draws one kind or all four.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ..core.units import J_PER_KWH
 from ..torch.analysis import loss_energy
+from .plot import _axes, _figure
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -17,15 +20,6 @@ if TYPE_CHECKING:
 
 KINDS = ("layers", "violin", "loss", "total")
 _COLORS = {"forward": "#4C72B0", "backward": "#DD8452", "outside": "#8C8C8C"}
-
-
-def _axes(ax: Axes | None, size: tuple[float, float] = (6.0, 4.0)) -> tuple[Figure, Axes]:
-    if ax is not None:
-        return ax.figure, ax
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=size)
-    return fig, ax
 
 
 def _labels(ds: xr.Dataset) -> list[str]:
@@ -85,9 +79,8 @@ def plot_loss(ds: xr.Dataset, axes: Any = None, window: int = 5,
     import numpy as np
 
     if axes is None:
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.0))
+        fig = _figure((10.0, 4.0))
+        axes = fig.subplots(1, 2)
     else:
         fig = axes[0].figure
     curve = loss_energy(ds, window=window, factor=factor)
@@ -136,7 +129,7 @@ def plot_total(ds: xr.Dataset, ax: Axes | None = None) -> Figure:
         bottom = [a + float(b) for a, b in zip(bottom, values, strict=True)]
     total_j = float(ds.step_energy.sum())
     ax.set_ylabel("energy (J)")
-    ax.set_title(f"Total {total_j:.4g} J ({total_j / 3.6e6:.3g} kWh), "
+    ax.set_title(f"Total {total_j:.4g} J ({total_j / J_PER_KWH:.3g} kWh), "
                  f"{float(ds.step_duration.sum()):.3g} s" + _method_note(ds))
     ax.legend()
     return fig
@@ -154,9 +147,7 @@ def plot(ds: xr.Dataset, kind: str = "all") -> Figure:
         return plot_total(ds)
     if kind != "all":
         raise ValueError(f"plot(kind={kind!r}): use one of {', '.join(KINDS)} or 'all'")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(13.0, 9.0), layout="constrained")
+    fig = _figure((13.0, 9.0), layout="constrained")
     grid = fig.add_gridspec(2, 4)
     plot_layers(ds, fig.add_subplot(grid[0, :2]))
     plot_total(ds, fig.add_subplot(grid[0, 2:]))

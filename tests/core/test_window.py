@@ -232,7 +232,7 @@ def test_window_whose_first_read_fails_is_not_left_registered(manual, monkeypatc
 
     engine = get_engine()
 
-    def broken():
+    def broken(detail=None):
         raise OSError("counter unreadable")
 
     monkeypatch.setattr(engine, "read", broken)

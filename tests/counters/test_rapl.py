@@ -358,3 +358,55 @@ def test_unreadable_energy_uj_gives_fix_and_security_caveat():
     assert "CVE-2020-8694" in reason and "PLATYPUS" in reason
     assert "world-readable" in reason
     assert result["open"] == reason
+
+
+def test_counted_read_skips_detail_zones_but_loses_no_wrap(tmp_path):
+    """Window boundaries read only package/dram zones; the detail zones stay exact
+    because every full read (the sampler's) keeps their wrap counters up to date."""
+    layout = (("intel-rapl:0", "package-0", 40.0, None), ("intel-rapl:0:0", "core", 25.0, None),
+              ("intel-rapl:1", "psys", 90.0, None))
+    with FakePowercap(tmp_path, layout=layout, range_uj=9_999_999) as tree:
+        b = RaplBackend(str(tree.root))
+        b.open()
+        assert set(b.read(detail=False)) == {"cpu:package-0"}
+        assert set(b.read()) == {"cpu:package-0", "cpu:core-0", "cpu:psys"}
+        for _ in range(3):  # three wraps of package-0, seen by counted reads only
+            tree.add_energy("intel-rapl:0", 6_000_000)
+            tree.add_energy("intel-rapl:1", 6_000_000)
+            b.read(detail=False)
+            b.read()  # the sampler's full read
+        got = b.read(detail=False)
+        assert uj(got["cpu:package-0"]) == 18_000_000
+        assert uj(b.read()["cpu:psys"]) == 18_000_000
+        b.close()
+
+
+def test_measure_on_a_two_socket_tree(fake, monkeypatch):
+    """Through ek.measure: cpu = Σ package-N, ram = Σ dram, detail zones only when asked."""
+    import energykernel as ek
+    from energykernel.core import config
+
+    monkeypatch.setenv("ENERGYKERNEL_POWERCAP_ROOT", str(fake.root))
+    monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "rapl")
+    config.reset_settings()
+
+    def window() -> ek.Measurement:
+        with ek.measure("w") as m:
+            for zone, joules in (("intel-rapl:0", 5), ("intel-rapl:1", 3), ("intel-rapl:0:2", 2),
+                                 ("intel-rapl:1:0", 1), ("intel-rapl:0:0", 4),
+                                 ("intel-rapl:2", 20), ("intel-rapl-mmio:0", 5)):
+                fake.add_energy(zone, uj(joules))
+        return m.result
+
+    plain = window()
+    assert plain.energy_j == pytest.approx({"cpu": 8.0, "ram": 3.0})
+    assert set(plain.device_energy_j) == {"cpu:package-0", "cpu:package-1", "ram:dram-0",
+                                          "ram:dram-1"}
+    ek.configure(read_detail=True)
+    detailed = window()
+    assert detailed.energy_j == pytest.approx({"cpu": 8.0, "ram": 3.0})  # detail never added
+    assert detailed.device_energy_j["cpu:psys"] == pytest.approx(20.0)
+    assert detailed.device_energy_j["cpu:core-0"] == pytest.approx(4.0)
+    assert detailed.device_energy_j["cpu:package-0-mmio"] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="read_detail"):
+        ek.configure(read_detail="yes")

@@ -34,6 +34,7 @@ def client(fake):
         "ENERGYKERNEL_POWERCAP_ROOT": str(fake.root),
         "ENERGYKERNEL_BACKENDS": "rapl",
         "ENERGYKERNEL_SAMPLE_INTERVAL_S": "0.1",
+        "ENERGYKERNEL_READ_DETAIL": "1",  # psys etc. in each run's device detail
         "ENERGYKERNEL_INSTANCE": "",  # the host name, whatever the runner's environment
     }
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,

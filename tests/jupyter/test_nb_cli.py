@@ -184,3 +184,32 @@ def test_usage_errors_exit_2(capsys):
     assert main([]) == 2
     assert main(["measure"]) == 2
     assert main(["frobnicate"]) == 2
+
+
+@pytest.mark.slow
+def test_measure_counts_blocks_nested_in_cells_once(tmp_path, estimate_only, capsys):
+    """A cell that measures a block of its own (here also from a thread): the block is
+    recorded with the cell as parent, and every total counts its joules once."""
+    source = write_nb(tmp_path / "nested.ipynb",
+                      "import threading, energykernel as ek\n"
+                      "with ek.measure('block'):\n    sum(i * i for i in range(300000))\n"
+                      "t = threading.Thread(target=lambda: ek.measure('threaded').__enter__()"
+                      ".__exit__(None, None, None))\nt.start(); t.join()",
+                      "sum(range(1000))")
+    assert main(["measure", str(source), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    runs = ek.load(tmp_path / "nested.energy.nc") and ek.runs()
+    by_task = {str(t): j for j, t in enumerate(runs.task.values)}
+    cell_id = str(runs.run_id.values[by_task["cell-1"]])
+    assert str(runs.parent.values[by_task["block"]]) == cell_id
+    assert str(runs.parent.values[by_task["threaded"]]) == cell_id
+    assert str(runs.parent.values[by_task["cell-1"]]) == ""
+    energy = runs.energy.sum("component").values
+    cells_j = energy[by_task["cell-1"]] + energy[by_task["cell-2"]]
+    assert f"{cells_j:.4g} J in total" in printed  # not cells + block
+    cube = ek.dataset()
+    assert float(cube.self_energy.sum()) == pytest.approx(cells_j)
+    out = nbformat.read(tmp_path / "nested.energy.ipynb", as_version=4)
+    assert out.cells[1].metadata["energykernel"]["task"] == "cell-1"
+    text = " ".join(parse_html(tmp_path / "nested.energy.html").text)
+    assert f"total {cells_j:.4g} J" in text and "self (J)" in text

@@ -1,18 +1,17 @@
-"""Shared machinery of the widgets: debounced, serialised updates and PNG charts.
+"""Shared machinery of the widgets: debounced, serialised updates and error/caption labels.
 
 ipykernel 7 may handle two widget messages at once, so a widget never draws through
 pyplot's global state: each chart is a fresh :class:`matplotlib.figure.Figure` rendered to
-PNG bytes and handed to an ``ipywidgets.Image`` in one assignment, and every update runs
-under one lock, reading the fields when it starts — so the last state wins.
+PNG bytes (:func:`energykernel.viz.plot.figure_png`) and handed to an ``ipywidgets.Image``
+in one assignment, and every update runs under one lock, reading the fields when it
+starts — so the last state wins.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import threading
 from collections.abc import Callable
-from typing import Any
 
 ERROR_COLOUR = "#b00020"
 
@@ -102,15 +101,3 @@ def caption_html(text: str) -> str:
     """A chart's text equivalent, shown under it (set after the picture, so when it shows,
     the picture of the same update has arrived)."""
     return f"<span style='color:#555;font-size:smaller'>{html.escape(text)}</span>"
-
-
-def figure_png(fig: Any, dpi: int = 96, tight: bool = True) -> bytes:
-    """PNG bytes of a :class:`matplotlib.figure.Figure` (no pyplot, no display).
-
-    ``tight=False`` saves one layout pass (about a third of the time) for figures whose
-    margins are set by hand.
-    """
-    buf = io.BytesIO()
-    extra = {"bbox_inches": "tight", "pad_inches": 0.1} if tight else {}
-    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1}, **extra)
-    return buf.getvalue()

@@ -14,9 +14,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from energykernel.carbon import NNBreakdown, intensity, nn_total, regions
+from energykernel.carbon import NNBreakdown, check_parameter, intensity, nn_total, regions
+from energykernel.viz.plot import figure_png
 
-from ._common import Debouncer, caption_html, error_html, figure_png
+from ._common import Debouncer, caption_html, error_html
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "training": ("hardware_count", "hardware_power_w", "server_count", "server_power_w",
@@ -54,26 +55,30 @@ SWEEPS: dict[str, tuple[str, str]] = {
 }
 
 
+def _read(text: Any) -> Any:
+    """A field's number; text that is not one is passed on for the check to name."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return text
+
+
 def compute(values: Mapping[str, Mapping[str, Any]]) -> tuple[NNBreakdown | None, dict[str, str]]:
-    """Breakdown for ``values`` (phase -> field -> value) and errors keyed ``phase.field``."""
+    """Breakdown for ``values`` (phase -> field -> value) and errors keyed ``phase.field``.
+
+    Each field is checked by :func:`energykernel.carbon.check_parameter`, the calculators'
+    own check, so a label says what their ``ValueError`` would.
+    """
     errors: dict[str, str] = {}
+    kw: dict[str, dict[str, float]] = {p: {} for p in FIELDS}
     for phase, fields in FIELDS.items():
         for f in fields:
-            v = values.get(phase, {}).get(f)
             try:
-                x = float(v)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                errors[f"{phase}.{f}"] = f"{f} must be a number, got {v!r}"
-                continue
-            if x != x or x in (float("inf"), float("-inf")) or x < 0:
-                errors[f"{phase}.{f}"] = f"{f} must be a finite number >= 0"
-            elif f == "pue" and x < 1:
-                errors[f"{phase}.{f}"] = "pue must be >= 1"
-            elif f == "transport_factor" and x == 0:
-                errors[f"{phase}.{f}"] = "transport_factor must be > 0"
+                kw[phase][f] = float(check_parameter(f, _read(values.get(phase, {}).get(f))))
+            except (TypeError, ValueError) as exc:
+                errors[f"{phase}.{f}"] = str(exc)
     if errors:
         return None, errors
-    kw = {p: {f: float(values[p][f]) for f in fs} for p, fs in FIELDS.items()}
     try:
         return nn_total(**kw), {}
     except (TypeError, ValueError) as exc:  # pragma: no cover - checked above
@@ -302,7 +307,8 @@ class NNCalculator:
         totals = sweep(vals, phase, field, points)
         try:
             png = figure_png(chart_figure(r, self.sweep.value, points, totals,
-                                          float(vals[phase][field])), tight=False)
+                                          float(vals[phase][field])), dpi=96, tight=False,
+                             compress_level=1)
         except ImportError:  # pragma: no cover - matplotlib is optional
             return
         self.chart.value = png

@@ -57,19 +57,50 @@ def bench_empty_block(backends: str, powercap_root: str | None = None) -> float:
     return cost
 
 
-def fake_powercap_root() -> str | None:
-    """A fake powercap tree (tests/fakes) so the rapl path is timed where RAPL is absent."""
+def two_socket_tree():
+    """The fake powercap tree of a two-socket server (tests/fakes): package-0 with core,
+    uncore and dram subzones, package-1 with dram, psys, and an MMIO copy of package-0."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     try:
         from fakes.powercap import FakePowercap  # type: ignore[import-not-found]
     except Exception:
         return None
-    root = Path(tempfile.mkdtemp(prefix="ek-powercap-"))
+    return FakePowercap(Path(tempfile.mkdtemp(prefix="ek-powercap-")))
+
+
+def bench_pyrapl_on_tree(tree) -> float | None:
+    """pyRAPL's ``Measurement.begin()``/``end()`` on the same tree (no persistence)."""
     try:
-        fake = FakePowercap(root)
-    except TypeError:
+        from fakes.powercap import pyrapl_patches  # type: ignore[import-not-found]
+
+        patches = pyrapl_patches(tree.sys)
+    except Exception:
         return None
-    return str(getattr(fake, "root", root))
+    missing = object()
+    saved = [(obj, name, getattr(obj, name, missing)) for obj, name, _ in patches]
+    for obj, name, value in patches:
+        setattr(obj, name, value)
+    try:
+        import pyRAPL
+
+        pyRAPL.setup()
+        meter = pyRAPL.Measurement("empty")
+
+        def block():
+            meter.begin()
+            meter.end()
+
+        block()
+        return per_call_s(block, 2000)
+    except Exception as exc:
+        print(f"(pyRAPL could not run on the fake tree: {type(exc).__name__}: {exc})")
+        return None
+    finally:
+        for obj, name, value in saved:
+            if value is missing:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, value)
 
 
 def bench_sampler_cpu(period_s: float, wall_s: float = 5.0) -> float:
@@ -207,11 +238,24 @@ def main() -> None:
     est_s = bench_empty_block("estimate")
     print(f"empty block, estimate backend      : {est_s * 1e6:8.2f} µs "
           f"= {est_s / stat_s:5.1f} × /proc/self/stat (budget 25×, target ≤ 100 µs)")
-    root = fake_powercap_root()
-    if root:
-        rapl_s = bench_empty_block("rapl,estimate", root)
-        print(f"empty block, rapl (fake tree) + est: {rapl_s * 1e6:8.2f} µs "
-              f"= {rapl_s / stat_s:5.1f} × /proc/self/stat")
+    tree = two_socket_tree()
+    if tree is not None:
+        root = str(tree.root)
+        print("two-socket fake powercap tree (2 packages, core/uncore/dram subzones, psys, mmio):")
+        for label, backends, detail in (
+                ("rapl (counters only)          ", "rapl", "0"),
+                ("rapl + estimate (default)     ", "rapl,estimate", "0"),
+                ("rapl, read_detail=True        ", "rapl", "1")):
+            os.environ["ENERGYKERNEL_READ_DETAIL"] = detail
+            rapl_s = bench_empty_block(backends, root)
+            print(f"  empty block, {label}: {rapl_s * 1e6:7.2f} µs "
+                  f"= {rapl_s / stat_s:4.2f} × /proc/self/stat (budget 2.5 × for the first two)")
+        os.environ["ENERGYKERNEL_READ_DETAIL"] = "0"
+        pyrapl_s = bench_pyrapl_on_tree(tree)
+        if pyrapl_s is not None:
+            print(f"  pyRAPL begin/end, no log        : {pyrapl_s * 1e6:7.2f} µs "
+                  f"= {pyrapl_s / stat_s:4.2f} × /proc/self/stat")
+        tree.close()
     cube_s, runs_s = bench_dataset()
     print(f"100,000 runs → ek.dataset() cube   : {cube_s:8.3f} s (budget < 1 s)")
     print(f"100,000 runs → ek.runs()           : {runs_s:8.3f} s")

@@ -59,16 +59,11 @@ def measure(task: str = "block", instance: str | None = None,
             *, cluster: Any = None) -> Window | ClusterWindow:
     """A window measuring a block: ``with ek.measure("train") as m: ...``; ``m.result``.
 
-    Args:
-        task: label of the run (the Dataset's ``task`` coordinate).
-        instance: machine label; default ``ENERGYKERNEL_INSTANCE`` or the host name.
-        components: subset of ``cpu, gpu, ram, storage``; default every component that some
-            selected backend measures or estimates.
-        scope: ``"machine"`` (whole-machine counters) or ``"process"`` (CPU and RAM energy
-            scaled by the share of busy CPU time of this process and its children).
-        cluster: a ``distributed.Client`` (keyword only): one window over every worker's
-            machine, a :class:`~energykernel.dask.window.ClusterWindow` whose ``result``
-            lists one Measurement per machine.
+    ``task``, ``instance``, ``components`` and ``scope`` are those of
+    :class:`~energykernel.core.window.Window`. ``cluster`` (keyword only): a
+    ``distributed.Client``, for one window over every worker's machine (a
+    :class:`~energykernel.dask.window.ClusterWindow`, whose ``result`` lists one
+    Measurement per machine).
     """
     if cluster is not None:
         from .dask.window import ClusterWindow

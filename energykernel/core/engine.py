@@ -33,6 +33,10 @@ def new_window_key() -> int:
     return next(_window_keys)
 
 
+class EngineStopped(RuntimeError):
+    """A window was opened on an engine that has been shut down."""
+
+
 #: Samples kept in memory (about 28 hours at the default 1 s period).
 TIMELINE_MAXLEN = 100_000
 
@@ -126,6 +130,11 @@ class Engine:
             if dev.component is None or self.component_backend.get(dev.component) is backend)
         self.component_method = {c: b.method for c, b in self.component_backend.items()}
         self.components = tuple(c for c in COMPONENTS if c in self.component_backend)
+        #: the devices a window keeps, or None when it keeps every device it reads
+        every = {dev.name for backend in self.backends for dev in backend.devices.values()}
+        self.window_keep: frozenset[str] | None = (
+            None if every <= self.detail_devices else self.detail_devices)
+        self._plans: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {}
 
     def devices_of(self, component: str) -> list[str]:
         backend = self.component_backend[component]
@@ -151,17 +160,21 @@ class Engine:
                                 [c for c in components if c in self.component_method])
 
     def account(self, delta: Mapping[str, float],
-                components: Iterable[str]) -> tuple[dict[str, float], dict[str, str]]:
+                components: tuple[str, ...]) -> tuple[dict[str, float], dict[str, str]]:
         """(energy J, method) per component of ``components`` this engine measures."""
-        energy = self.component_energy(delta, components)
-        return energy, {c: self.component_method[c] for c in energy}
+        plan = self._plans.get(components)
+        if plan is None:
+            measured = [c for c in components if c in self.component_method]
+            plan = self._plans[components] = (
+                measured, {c: self.component_method[c] for c in measured})
+        return component_energy(delta, self.device_component, plan[0]), dict(plan[1])
 
     # -- open windows (they hold the engine, and label the timeline) ------------------
     def window_opened(self, key: object, task: str) -> None:
         """Register an open window: its task labels the timeline; it holds the engine."""
         with self._active_lock:
             if self._stopped:
-                raise RuntimeError("energykernel: this measuring engine was shut down")
+                raise EngineStopped("energykernel: this measuring engine was shut down")
             self._active[key] = task
         self.ensure_sampler()
 
@@ -270,6 +283,13 @@ def get_engine() -> Engine:
 def acquire_engine(key: object, task: str) -> Engine:
     """The process's engine with window ``key`` registered on it (so it stays open)."""
     global _engine
+    engine = _engine
+    if engine is not None:  # the hot path: no global lock
+        try:
+            engine.window_opened(key, task)
+            return engine
+        except EngineStopped:  # shut down since it was read: make or take the next one
+            pass
     with _engine_lock:
         if _engine is None:
             _engine = Engine(settings().backends)

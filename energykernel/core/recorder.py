@@ -68,7 +68,7 @@ class Recorder:
         with self._lock:
             self._records.append(record)
             self._ids.add(record["id"])
-            fd = self._fd if self._log_pid == os.getpid() else None
+            fd = self._fd  # (a forked child starts with None: see _after_fork_in_child)
             try:
                 _write_all(fd if fd is not None else self._open_log(), line)
             except OSError as exc:

@@ -1,0 +1,1 @@
+"""The notebook layer: magics and cell machinery, display, the notebook runner, widgets."""

@@ -9,7 +9,16 @@ import sys
 import numpy as np
 import pytest
 
-from energykernel.carbon import NNBreakdown, emissions, nn_c, nn_emb, nn_eq, nn_et, nn_total
+from energykernel.carbon import (
+    NNBreakdown,
+    check_parameter,
+    emissions,
+    nn_c,
+    nn_emb,
+    nn_eq,
+    nn_et,
+    nn_total,
+)
 
 ET = dict(hardware_count=8, hardware_power_w=300, server_count=1, server_power_w=500,
           hours=10, pue=1.5)
@@ -77,6 +86,25 @@ def test_non_numbers_are_type_errors_naming_the_parameter():
         nn_et(**{**ET, "hours": "ten"})
     with pytest.raises(TypeError, match="hours"):
         nn_et(**{**ET, "hours": {"a": 1}})
+
+
+def test_check_parameter_is_the_calculators_own_check():
+    """One check per parameter: check_parameter raises what the calculator raises."""
+    ok = dict(hardware_count=1, hardware_power_w=300, server_count=0, server_power_w=0,
+              hours=10, pue=1.2)
+    for name, bad in [("pue", 0.5), ("hours", -3.0), ("hardware_count", math.nan)]:
+        with pytest.raises(ValueError, match=f"^{name} ") as direct:
+            nn_et(**{**ok, name: bad})
+        with pytest.raises(ValueError) as alone:
+            check_parameter(name, bad)
+        assert str(alone.value) == str(direct.value)
+    with pytest.raises(ValueError, match="transport_factor must be > 0"):
+        check_parameter("transport_factor", 0)
+    with pytest.raises(TypeError, match="hours must be a number, got the string 'abc'"):
+        check_parameter("hours", "abc")
+    assert float(check_parameter("pue", 1.0)) == 1.0
+    with pytest.raises(KeyError):
+        check_parameter("colour", 1)
 
 
 def test_mismatched_lengths_name_both_parameters():

@@ -45,6 +45,20 @@ def test_compute_reports_errors_per_field():
     assert set(errors) == {"training.pue", "inference.hours"}
 
 
+def test_error_labels_are_the_calculators_value_errors():
+    """The widget's labels come from the carbon package's own checks (one per parameter)."""
+    vals = gpt3()
+    vals["training"]["pue"] = "0.5"
+    vals["embodied"]["transport_factor"] = "0"
+    vals["inference"]["hours"] = "soon"
+    _, errors = compute(vals)
+    with pytest.raises(ValueError) as pue:
+        nn_total(training={**PRESETS["GPT-3 (Patterson et al. 2021)"]["training"], "pue": 0.5})
+    assert errors["training.pue"] == str(pue.value)
+    assert errors["embodied.transport_factor"] == "transport_factor must be > 0 (it divides), got 0"
+    assert errors["inference.hours"] == "hours must be a number, got the string 'soon'"
+
+
 def test_sweep_is_linear_in_pue():
     totals = sweep(gpt3(), "training", "pue", [1.0, 2.0])
     assert totals[1] == pytest.approx(2 * totals[0])

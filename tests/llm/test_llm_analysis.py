@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from energykernel.llm import compare, correlations, forecast
 from energykernel.llm.analysis import plot_correlations
 from energykernel.llm.campaign import build_dataset
+from energykernel.viz.llm import plot_correlations as viz_plot_correlations
 
 # energy_j = intercept + slope × prompt_tokens, by task type
 TRUTH = {"classify": (0.2, 0.001), "summarize": (1.0, 0.01), "write": (6.0, 0.002)}
@@ -69,10 +72,8 @@ def test_forecast_needs_data_and_a_known_label():
         forecast(pd.DataFrame().to_xarray())
 
 
-def test_correlations_matrix_and_plot():
-    import matplotlib
-
-    matplotlib.use("Agg")
+def test_correlations_matrix_and_plot(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # bare Figures, no pyplot
     ds = synthetic()
     corr = correlations(ds)
     names = ["energy", "duration", "ttft", "prompt_tokens", "response_tokens"]
@@ -87,9 +88,10 @@ def test_correlations_matrix_and_plot():
     assert correlations(ds, plot=True).shape == (5, 5)
     ax = plot_correlations(corr)
     assert len(ax.texts) == 25
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    plt.close("all")
+    assert isinstance(ax.figure, Figure) and len(ax.figure.axes) == 2  # heatmap, colour bar
+    assert plot_correlations is viz_plot_correlations
 
 
 def test_compare_energy_per_token():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import threading
 from collections.abc import Callable
+from typing import Any
 
 ERROR_COLOUR = "#b00020"
 
@@ -88,6 +89,18 @@ class Debouncer:
             except Exception as exc:  # a widget never shows a traceback
                 if self._on_error is not None:
                     self._on_error(exc)
+
+
+def chart_image(css_class: str) -> tuple[Any, Any]:
+    """A chart's ``ipywidgets.Image`` (CSS class ``css_class``) and the caption HTML under
+    it (``css_class-caption``)."""
+    import ipywidgets as w
+
+    image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
+    image.add_class(css_class)
+    caption = w.HTML()
+    caption.add_class(f"{css_class}-caption")
+    return image, caption
 
 
 def error_html(message: str | None) -> str:

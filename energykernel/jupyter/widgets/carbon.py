@@ -17,7 +17,7 @@ from typing import Any
 from energykernel.carbon import NNBreakdown, check_parameter, intensity, nn_total, regions
 from energykernel.viz.plot import figure_png
 
-from ._common import Debouncer, caption_html, error_html
+from ._common import Debouncer, caption_html, chart_image, error_html
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "training": ("hardware_count", "hardware_power_w", "server_count", "server_power_w",
@@ -200,10 +200,7 @@ class NNCalculator:
                                                       max_width="480px", margin="0 12px 8px 0")))
         self.total = w.HTML()
         self.total.add_class("ek-nn-total")
-        self.chart = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
-        self.chart.add_class("ek-nn-chart")
-        self.caption = w.HTML()
-        self.caption.add_class("ek-nn-chart-caption")
+        self.chart, self.caption = chart_image("ek-nn-chart")
         self.preset.observe(lambda ch: self.load(ch["new"]), "value")
         self.sweep.observe(self._changed, "value")
         self.widget = w.VBox([w.HBox([self.preset, self.sweep], layout=wrap),

@@ -29,7 +29,7 @@ from energykernel.sim.whatif import (
 )
 from energykernel.viz.plot import COLORS, IDLE_COLOR, figure_png
 
-from ._common import Debouncer, caption_html, error_html
+from ._common import Debouncer, caption_html, chart_image, error_html
 
 _COLOURS = {**COLORS, "idle": IDLE_COLOR}
 
@@ -163,10 +163,7 @@ class Simulator:
         self.totals.add_class("ek-sim-totals")
         self.breakdown = w.HTML()
         self.breakdown.add_class("ek-sim-breakdown")
-        self.image = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
-        self.image.add_class("ek-sim-chart")
-        self.caption = w.HTML()
-        self.caption.add_class("ek-sim-chart-caption")
+        self.image, self.caption = chart_image("ek-sim-chart")
         self.widget = w.VBox([
             header, w.HTML("<b>workload</b>"), workload, *rows, self.error_labels["run"],
             self.totals, self.breakdown,

@@ -1,0 +1,57 @@
+"""Gantt charts of a simulated schedule (energykernel.viz.gantt): bare Figures, no pyplot."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from matplotlib.figure import Figure
+
+from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow
+from energykernel.sim.whatif import lanes
+from energykernel.viz.gantt import LEGEND_MAX_TASKS, gantt, gantt_figure
+from energykernel.viz.plot import figure_png
+
+ENV = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(8, 1.0)}),
+                          ComputeInstance("b", {"cpu": Resource(8, 1.0)})])
+WF = Workflow([Task("x", 10, {"cpu": 2}), Task("y", 20, {"cpu": 2}),
+               Task("z", 5, {"cpu": 2}), Task("w", 30, {"cpu": 8})])
+
+
+@pytest.fixture
+def no_pyplot(monkeypatch):
+    """Importing pyplot fails while the test runs."""
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib.pyplot", None)
+
+
+def test_gantt_draws_one_bar_per_step_without_pyplot(no_pyplot):
+    r = ENV.run(WF, "monitor")
+    fig = gantt(r)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    bars = ax.collections[-1]  # one PolyCollection of task bars (after the shading)
+    assert len(bars.get_paths()) == len(WF)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    assert "monitor" in ax.get_title() and "kWh" in ax.get_title()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["x", "y", "z", "w"]
+
+
+def test_gantt_on_given_axes_with_precomputed_lanes(no_pyplot):
+    r = ENV.run(WF, "monitor")
+    ax = Figure().subplots()
+    assert gantt(r, ax, lanes(r)) is ax.figure
+
+
+def test_gantt_figure_sized_to_its_bands_and_renders(no_pyplot):
+    r = ENV.run(WF, "monitor")
+    small = gantt_figure(r)
+    many = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(64, 1.0)})]).run(
+        Workflow([Task(f"t{k}", 10, {"cpu": 1}) for k in range(LEGEND_MAX_TASKS + 1)]))
+    big = gantt_figure(many)
+    assert big.get_figheight() > small.get_figheight()  # 17 lanes (capped) vs 3 + 1
+    assert big.axes[0].get_legend() is None  # too many task names: a note instead
+    assert "no legend" in big.axes[0].texts[0].get_text()
+    png = figure_png(small, dpi=80, tight=False, compress_level=1)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+

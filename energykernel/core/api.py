@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import config
 from .engine import TIMELINE, shutdown_engine
-from .recorder import log_files, read_log, recorder
+from .recorder import log_files, read_log, read_logs, recorder
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -76,6 +76,8 @@ def load(path: str | os.PathLike) -> xr.Dataset:
     """
     from ..data import schema as _ds
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"load(path={path!r}): give a file or directory path")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"load({str(path)!r}): no such file or directory")
@@ -83,7 +85,7 @@ def load(path: str | os.PathLike) -> xr.Dataset:
         files = log_files(path)
         if not files:
             raise ValueError(f"load({str(path)!r}): no energykernel logs (*.jsonl) in it")
-        records = [r for f in files for r in read_log(f)]
+        records = read_logs(files)
     elif path.suffix == ".jsonl":
         records = read_log(path)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from dataclasses import dataclass, field, fields, replace
@@ -32,8 +33,8 @@ def _env_float(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a number") from None
-    if not value > 0:
-        raise ValueError(f"{name}={raw!r} must be > 0")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name}={raw!r} must be a finite number > 0")
     return value
 
 
@@ -73,6 +74,14 @@ class Settings:
     #: count toward no component, and reading them would slow every measured block.
     read_detail: bool = field(default_factory=lambda: _env_bool(ENV_READ_DETAIL))
 
+    def __post_init__(self) -> None:
+        from .record import label_problem
+
+        problem = label_problem(self.instance)
+        if problem is not None:
+            raise ValueError(f"{ENV_INSTANCE}={self.instance[:60]!r}: the instance label "
+                             f"{problem}")
+
 
 _settings: Settings | None = None
 
@@ -87,40 +96,63 @@ def settings() -> Settings:
 
 def update(**changes: Any) -> tuple[Settings, Settings]:
     """Validate and apply ``changes``; return (old, new)."""
-    from ..counters import KNOWN_BACKENDS
 
     old = settings()
     known = {f.name for f in fields(Settings)}
     for key, value in changes.items():
         if key not in known:
             raise TypeError(f"configure() got an unknown setting {key!r}; known: {sorted(known)}")
-        if key == "backends" and value is not None:
-            if isinstance(value, str):
-                value = tuple(v.strip() for v in value.split(",") if v.strip())
-            value = tuple(str(v).lower() for v in value)
-            unknown = [v for v in value if v not in KNOWN_BACKENDS]
-            if unknown:
-                raise ValueError(
-                    f"configure(backends=...): unknown backend {unknown[0]!r}; "
-                    f"known: {', '.join(KNOWN_BACKENDS)}"
-                )
-            if not value:
-                raise ValueError("configure(backends=...): give at least one backend")
-            changes[key] = value
-        elif key in ("sample_interval_s", "cpu_tdp_w") and value is not None:
-            number = float(value)
-            if not number > 0 or number == float("inf"):
-                raise ValueError(f"configure({key}={value!r}): must be a finite number > 0")
-            changes[key] = number
-        elif key == "log_dir" and value is not None:
-            changes[key] = Path(value).expanduser()
-        elif key == "read_detail" and not isinstance(value, bool):
-            raise ValueError(f"configure(read_detail={value!r}): must be True or False")
-        elif key == "instance" and (not isinstance(value, str) or not value):
-            raise ValueError(f"configure(instance={value!r}): must be a non-empty string")
+        changes[key] = _checked(key, value)
     global _settings
     _settings = replace(old, **changes)
     return old, _settings
+
+
+def _checked(key: str, value: Any) -> Any:
+    """``value`` as setting ``key`` holds it, or an error naming the setting and value."""
+    from ..counters import KNOWN_BACKENDS
+    from .record import check_label
+
+    where = f"configure({key}={value!r})"
+    if key == "backends":
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise TypeError(f"{where}: give backend names, e.g. 'rapl,estimate' or "
+                            "['rapl', 'estimate']")
+        names = tuple(v.lower() for v in value)
+        unknown = [v for v in names if v not in KNOWN_BACKENDS]
+        if unknown:
+            raise ValueError(f"configure(backends=...): unknown backend {unknown[0]!r}; "
+                             f"known: {', '.join(KNOWN_BACKENDS)}")
+        if not names:
+            raise ValueError("configure(backends=...): give at least one backend")
+        return names
+    if key in ("sample_interval_s", "cpu_tdp_w"):
+        if value is None and key == "cpu_tdp_w":
+            return None  # decide from the processor
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{where}: must be a number")
+        if not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{where}: must be a finite number > 0")
+        return float(value)
+    if key == "log_dir":
+        if not isinstance(value, (str, os.PathLike)) or not str(value):
+            raise TypeError(f"{where}: must be a directory path")
+        return Path(value).expanduser()
+    if key == "read_detail":
+        if not isinstance(value, bool):
+            raise TypeError(f"{where}: must be True or False")
+        return value
+    if key == "instance":
+        return check_label(value, "configure(instance)")
+    if key == "region":
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise TypeError(f"{where}: must be a region code such as 'FR', or None")
+        return value
+    return value
 
 
 def reset_settings() -> None:

@@ -9,8 +9,12 @@ more than building the dict and writing one JSON line; its keys are typed here.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypedDict
+
+import orjson
 
 from .units import COMPONENTS, duration, si
 
@@ -151,40 +155,140 @@ class Measurement:
                 f"{self.total_j:.3g} J in {self.duration_s:.3g} s [{parts}] {self.status}>")
 
 
+#: Longest task or instance label accepted (characters); figures and tables shorten more.
+MAX_LABEL_CHARS = 4096
+_CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
+_SCOPES = ("machine", "process")
 _DEFAULTS: dict[str, Any] = {"method": {}, "device_energy_j": {}, "status": "ok",
                              "scope": "machine", "pid": 0, "parent_id": ""}
-_OPTIONAL = ("error", "cpu_share", "extra")
+
+
+def label_problem(value: object, *, empty_ok: bool = False) -> str | None:
+    """Why ``value`` is not a usable label (task, instance, id), or None if it is.
+
+    A label is a string of at most :data:`MAX_LABEL_CHARS` characters, without control
+    characters (NUL, newlines, …) and encodable as UTF-8 (no lone surrogates), so that
+    every log, NetCDF file, figure and table can hold it.
+    """
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if not value and not empty_ok:
+        return "must be a non-empty string"
+    if len(value) > MAX_LABEL_CHARS:
+        return f"is {len(value):,} characters long (at most {MAX_LABEL_CHARS:,})"
+    if not _CONTROL.isdisjoint(value):
+        return "contains a control character (NUL, newline, tab, …)"
+    if _unencodable(value):
+        return "contains a lone surrogate (not encodable as UTF-8)"
+    return None
+
+
+def check_label(value: object, name: str) -> str:
+    """``value`` if it is a usable label, else a ``ValueError`` naming ``name``."""
+    problem = label_problem(value)
+    if problem is not None:
+        shown = repr(value) if not isinstance(value, str) or len(value) <= 60 else (
+            repr(value[:40]) + "…")
+        raise ValueError(f"{name}={shown}: {problem}")
+    return value  # type: ignore[return-value]
+
+
+def _number(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and abs(value) < 1e300)
+
+
+def _joules(obj: object, field: str, where: str, keys: Callable[[str], bool]) -> dict[str, float]:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: field {field!r} must be an object, not {type(obj).__name__}")
+    out = {}
+    for key, value in obj.items():
+        if not keys(key) or label_problem(key) is not None:
+            raise ValueError(f"{where}: field {field!r} has an unknown key {str(key)[:40]!r}")
+        if not _number(value) or value < 0:
+            raise ValueError(f"{where}: field {field!r}[{key!r}] must be a finite number ≥ 0, "
+                             f"not {str(value)[:40]!r}")
+        out[key] = float(value)
+    return out
 
 
 def record_from_dict(obj: dict[str, Any], where: str) -> RunRecord:
-    """A :class:`RunRecord` from a dict read back (a log line, a saved file).
+    """A valid :class:`RunRecord` from a dict read back (a log line, a saved file).
 
-    Missing optional core fields get their defaults (logs written before they existed);
-    keys this version does not know move into ``extra`` so nothing is dropped. A missing
-    or mistyped required field is a ``ValueError`` naming ``where`` and the field.
+    Every field is checked, so a damaged or foreign entry can never poison the record
+    of the process: a wrong type, an unknown component, a non-finite number or a label no
+    file can hold is a ``ValueError`` naming ``where`` and the field. Optional core fields
+    that are missing get their defaults (logs written before they existed); keys this
+    version does not know move into ``extra``, so nothing is dropped.
     """
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: a run entry must be an object")
     for key in ("id", "task", "instance"):
-        if not isinstance(obj.get(key), str):
-            raise ValueError(f"{where}: run entry field {key!r} is missing or not a string")
+        problem = label_problem(obj.get(key)) if key in obj else "is missing"
+        if problem is not None:
+            raise ValueError(f"{where}: field {key!r} {problem}")
     for key in ("start_s", "end_s"):
-        if not isinstance(obj.get(key), (int, float)) or isinstance(obj.get(key), bool):
-            raise ValueError(f"{where}: run entry field {key!r} is missing or not a number")
-    if not isinstance(obj.get("energy_j"), dict):
-        raise ValueError(f"{where}: run entry field 'energy_j' is missing or not an object")
-    record: dict[str, Any] = {k: obj[k] for k in CORE_FIELDS if k in obj}
-    record.setdefault("duration_s", float(obj["end_s"]) - float(obj["start_s"]))
-    for key, default in _DEFAULTS.items():
-        record.setdefault(key, type(default)(default) if isinstance(default, dict) else default)
-    for key, value in record["energy_j"].items():
-        if key not in COMPONENTS or not isinstance(value, (int, float)):
-            raise ValueError(f"{where}: run entry field 'energy_j' has a bad entry {key!r}")
-    extra = dict(obj.get("extra") or {})
+        if not _number(obj.get(key)):
+            raise ValueError(f"{where}: field {key!r} is missing or not a finite number")
+    start_s, end_s = float(obj["start_s"]), float(obj["end_s"])
+    duration_s = obj.get("duration_s", max(0.0, end_s - start_s))
+    if not _number(duration_s) or duration_s < 0:
+        raise ValueError(f"{where}: field 'duration_s' must be a finite number ≥ 0")
+    energy = _joules(obj.get("energy_j"), "energy_j", where, COMPONENTS.__contains__)
+    device = _joules(obj.get("device_energy_j", {}), "device_energy_j", where, lambda k: True)
+    method = obj.get("method", {})
+    if not isinstance(method, dict) or not all(
+            k in COMPONENTS and isinstance(v, str) and label_problem(v, empty_ok=True) is None
+            for k, v in method.items()):
+        raise ValueError(f"{where}: field 'method' must map components to method names")
+    status = obj.get("status", "ok")
+    if status not in STATUSES:
+        raise ValueError(f"{where}: field 'status' must be one of {STATUSES}, not "
+                         f"{str(status)[:40]!r}")
+    scope = obj.get("scope", "machine")
+    if scope not in _SCOPES:
+        raise ValueError(f"{where}: field 'scope' must be one of {_SCOPES}")
+    pid = obj.get("pid", 0)
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 <= pid < 2**31:
+        raise ValueError(f"{where}: field 'pid' must be a process id")
+    parent = obj.get("parent_id", "")
+    if label_problem(parent, empty_ok=True) is not None:
+        raise ValueError(f"{where}: field 'parent_id' {label_problem(parent, empty_ok=True)}")
+    record: dict[str, Any] = {
+        "id": obj["id"], "task": obj["task"], "instance": obj["instance"],
+        "start_s": start_s, "end_s": end_s, "duration_s": float(duration_s),
+        "energy_j": energy, "method": dict(method), "device_energy_j": device,
+        "status": status, "scope": scope, "pid": pid, "parent_id": parent,
+    }
+    if obj.get("error") is not None:
+        error = obj["error"]
+        if not isinstance(error, str) or _unencodable(error):
+            raise ValueError(f"{where}: field 'error' must be UTF-8 text")
+        record["error"] = error[:2000]
+    if obj.get("cpu_share") is not None:
+        share = obj["cpu_share"]
+        if not _number(share) or not 0 <= share <= 1:
+            raise ValueError(f"{where}: field 'cpu_share' must be a number in [0, 1]")
+        record["cpu_share"] = float(share)
+    extra = obj.get("extra") or {}
+    if not isinstance(extra, dict):
+        raise ValueError(f"{where}: field 'extra' must be an object")
+    extra = dict(extra)
     for key, value in obj.items():
-        if key in _OPTIONAL:
-            if key != "extra":
-                record[key] = value
-        elif key not in CORE_FIELDS and key != "kind":
-            extra[key] = value
+        if key not in CORE_FIELDS and key not in ("kind", "error", "cpu_share", "extra"):
+            extra[key] = value  # a field of another version: kept, not dropped
     if extra:
+        try:  # JSON values only, UTF-8 encodable, not absurdly nested
+            orjson.dumps(extra)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise ValueError(f"{where}: field 'extra' is not storable ({exc})") from None
         record["extra"] = extra
     return record  # type: ignore[return-value]
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -7,6 +7,7 @@ One log per process: ``<log_dir>/<instance>-<pid>-<UTC start>.jsonl``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -35,6 +36,9 @@ class Recorder:
         self._fd: int | None = None  # this process's log, opened for appending
         self._log_path: Path | None = None
         self._log_pid: int | None = None
+        self._torn = False  # a failed write may have left part of a line
+        #: runs that could not be appended to the log (kept in memory only)
+        self.unlogged = 0
 
     # -- writing ---------------------------------------------------------------------
     @property
@@ -46,9 +50,7 @@ class Recorder:
         log_dir = settings().log_dir
         log_dir.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        safe_instance = "".join(ch if ch.isalnum() or ch in "-_." else "_"
-                                for ch in settings().instance)
-        path = log_dir / f"{safe_instance}-{os.getpid()}-{stamp}{LOG_SUFFIX}"
+        path = log_dir / f"{_file_label(settings().instance)}-{os.getpid()}-{stamp}{LOG_SUFFIX}"
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
         fd = os.open(path, flags, 0o666)  # the umask applies, as for a plain open()
         header = {"kind": "header", "version": LOG_VERSION, "pid": os.getpid(),
@@ -70,11 +72,20 @@ class Recorder:
             self._ids.add(record["id"])
             fd = self._fd  # (a forked child starts with None: see _after_fork_in_child)
             try:
-                _write_all(fd if fd is not None else self._open_log(), line)
+                if fd is None:
+                    fd = self._open_log()
+                # after a failed write, start on a new line: the torn one is skipped on load
+                _write_all(fd, b"\n" + line if self._torn else line)
+                self._torn = False
             except OSError as exc:
+                self._torn = fd is not None
+                self.unlogged += 1
+                # one warning per run (the text differs, so none is swallowed as a repeat)
                 warnings.warn(
-                    f"energykernel: could not append to the run log {self._log_path}: {exc}; "
-                    "this run is kept in memory only",
+                    f"energykernel: run {record['task']!r} ({record['id'][:8]}) could not be "
+                    f"appended to the run log {self._log_path or settings().log_dir}: {exc}; "
+                    f"it is kept in memory only ({self.unlogged} run(s) so far); logging "
+                    "resumes when the log can be written again",
                     RuntimeWarning,
                     stacklevel=3,
                 )
@@ -112,6 +123,19 @@ class Recorder:
             self._fd = self._log_path = self._log_pid = None
 
 
+_MAX_LABEL_IN_NAME = 64
+
+
+def _file_label(instance: str) -> str:
+    """The instance label as a safe, bounded file-name part (long ones keep a hash)."""
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "_"
+                   for ch in instance)
+    if len(safe) <= _MAX_LABEL_IN_NAME:
+        return safe
+    digest = hashlib.sha256(instance.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{safe[:_MAX_LABEL_IN_NAME - 13]}-{digest}"
+
+
 def _jsonable(value: Any) -> Any:
     """What orjson cannot write itself: numpy scalars and arrays, sets."""
     if hasattr(value, "item"):
@@ -137,30 +161,67 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def read_log(path: str | os.PathLike) -> list[RunRecord]:
-    """Runs from one JSON-lines log. A truncated last line (a crash mid-write) is skipped
-    with a warning; any other bad line is an error naming the file and line."""
+    """The valid runs of one JSON-lines log.
+
+    Every line is checked (:func:`~energykernel.core.record.record_from_dict`): a line
+    that is not UTF-8, not JSON, or not a valid run is skipped, and one warning names the
+    file and each skipped line. A truncated last line (a crash mid-write) is skipped the
+    same way. A file with neither a header nor a valid run is a ``ValueError`` (it is not
+    an energykernel log).
+    """
     path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot read the run log {path}: {exc.strerror}") from None
     records: list[RunRecord] = []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().split("\n")
-    last_nonempty = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
+    skipped: list[str] = []
+    header = False
+    lines = data.split(b"\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for index, raw in enumerate(lines):
+        if not raw.strip():
             continue
+        number = index + 1
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            if number - 1 == last_nonempty:
-                warnings.warn(f"{path}:{number}: skipping an unfinished last line "
-                              "(the process stopped while writing it)", RuntimeWarning,
-                              stacklevel=2)
-                continue
-            raise ValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-        if not isinstance(obj, dict) or "kind" not in obj:
-            raise ValueError(f"{path}:{number}: not an energykernel log entry")
-        if obj["kind"] != "run":
+            obj = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            skipped.append(f"line {number} (not UTF-8 text)")
             continue
-        records.append(record_from_dict(obj, f"{path}:{number}"))
+        except (ValueError, RecursionError) as exc:
+            why = ("unfinished: the process stopped while writing it" if index == last
+                   else f"not JSON: {getattr(exc, 'msg', type(exc).__name__)}")
+            skipped.append(f"line {number} ({why})")
+            continue
+        kind = obj.get("kind") if isinstance(obj, dict) else None
+        if kind == "header":
+            header = True
+        elif kind == "run":
+            try:
+                records.append(record_from_dict(obj, f"line {number}"))
+            except ValueError as exc:
+                skipped.append(str(exc))
+        elif kind is None:
+            skipped.append(f"line {number} (not an energykernel log entry)")
+    if not header and not records and skipped:
+        raise ValueError(f"{path}: not an energykernel run log ({skipped[0]})")
+    if skipped:
+        shown = "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5} more" if len(skipped) > 5
+                                           else "")
+        warnings.warn(f"{path}: skipped {len(skipped)} bad line(s), kept {len(records)} "
+                      f"run(s): {shown}", RuntimeWarning, stacklevel=2)
+    return records
+
+
+def read_logs(paths: Iterable[Path]) -> list[RunRecord]:
+    """The valid runs of several logs; a file that cannot be read or is not a log is
+    skipped with a warning naming it, and the others still load."""
+    records: list[RunRecord] = []
+    for path in paths:
+        try:
+            records += read_log(path)
+        except (OSError, ValueError) as exc:
+            warnings.warn(f"skipped {path}: {exc}", RuntimeWarning, stacklevel=2)
     return records
 
 

@@ -22,7 +22,7 @@ from . import _proc
 from .accounting import device_delta, process_share, scale_to_share
 from .config import settings
 from .engine import Engine, acquire_engine, new_window_key
-from .record import Measurement, RunRecord, exit_status
+from .record import Measurement, RunRecord, check_label, exit_status
 from .recorder import recorder
 from .units import COMPONENTS
 
@@ -59,17 +59,24 @@ def check_components(components: Iterable[str] | str | None) -> tuple[str, ...] 
         return None
     if isinstance(components, str):
         components = [c.strip() for c in components.split(",") if c.strip()]
-    out = tuple(components)
+    try:
+        out = tuple(components)
+    except TypeError:
+        raise TypeError(f"components={components!r}: give component names, e.g. "
+                        f"'cpu,ram' or ['cpu', 'ram']") from None
     for comp in out:
         if comp not in COMPONENTS:
-            raise ValueError(f"components: unknown component {comp!r}; known: {', '.join(COMPONENTS)}")
+            raise ValueError(f"components: unknown component {comp!r}; "
+                             f"known: {', '.join(COMPONENTS)}")
     return out
 
 
-def check_window_args(task: str, scope: str, where: str = "measure") -> None:
-    """Validate the task label and scope every kind of window takes."""
-    if not isinstance(task, str) or not task:
-        raise ValueError(f"{where}(task={task!r}): task must be a non-empty string")
+def check_window_args(task: str, scope: str, where: str = "measure",
+                      instance: str | None = None) -> None:
+    """Validate the labels and scope every kind of window takes (names the parameter)."""
+    check_label(task, f"{where}(task)")
+    if instance is not None:
+        check_label(instance, f"{where}(instance)")
     if scope not in SCOPES:
         raise ValueError(f"{where}(scope={scope!r}): scope must be one of {SCOPES}")
 
@@ -110,9 +117,7 @@ class Window:
     def __init__(self, task: str = "block", instance: str | None = None,
                  components: Iterable[str] | str | None = None, scope: str = "machine",
                  *, ambient: bool = False) -> None:
-        check_window_args(task, scope)
-        if instance is not None and (not isinstance(instance, str) or not instance):
-            raise ValueError(f"measure(instance={instance!r}): must be a non-empty string")
+        check_window_args(task, scope, instance=instance)
         self.task = task
         self.instance = instance or settings().instance
         self._components = check_components(components)
@@ -165,9 +170,7 @@ class Window:
 
     def relabel(self, task: str) -> None:
         """Rename the run while it is open (the timeline's label follows)."""
-        if not isinstance(task, str) or not task:
-            raise ValueError(f"relabel(task={task!r}): task must be a non-empty string")
-        self.task = task
+        self.task = check_label(task, "relabel(task)")
         if self._read0 is not None and self._engine is not None:
             self._engine.relabel(self._key, task)
 

@@ -117,3 +117,62 @@ def test_sampler_intervals_use_the_monotonic_clock(manual, monkeypatch):
     assert len(samples) >= 9
     assert all(0 < s.interval_s < 1.0 for s in samples), [s.interval_s for s in samples]
     assert all(s.power_w["cpu"] < 100.0 for s in samples)  # ≈ 2 W was fed in
+
+
+BAD_SETTINGS = [
+    ("backends", 123, TypeError),
+    ("backends", [1, 2], TypeError),
+    ("backends", "", ValueError),
+    ("sample_interval_s", "abc", TypeError),
+    ("sample_interval_s", None, TypeError),
+    ("sample_interval_s", float("inf"), ValueError),
+    ("sample_interval_s", float("nan"), ValueError),
+    ("sample_interval_s", True, TypeError),
+    ("cpu_tdp_w", "abc", TypeError),
+    ("cpu_tdp_w", [1], TypeError),
+    ("cpu_tdp_w", -5, ValueError),
+    ("log_dir", 123, TypeError),
+    ("log_dir", None, TypeError),
+    ("instance", "a\x00b", ValueError),
+    ("instance", 7, ValueError),
+    ("region", 5, TypeError),
+    ("read_detail", "yes", TypeError),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "error"), BAD_SETTINGS,
+                         ids=[f"{k}={v!r}" for k, v, _ in BAD_SETTINGS])
+def test_every_setting_is_checked_where_it_is_given(estimate_only, key, value, error):
+    """A bad setting is an error naming it; nothing invalid reaches the engine."""
+    before = ek.configure()
+    with pytest.raises(error, match=key):
+        ek.configure(**{key: value})
+    assert ek.configure() == before
+    with ek.measure("still works") as m:
+        pass
+    assert m.result.status == "ok"
+
+
+@pytest.mark.parametrize("raw", ["inf", "nan", "-1", "0", "fast"])
+def test_bad_sample_interval_in_the_environment_names_it(monkeypatch, raw):
+    from energykernel.core import config
+
+    monkeypatch.setenv("ENERGYKERNEL_SAMPLE_INTERVAL_S", raw)
+    config.reset_settings()
+    with pytest.raises(ValueError, match="ENERGYKERNEL_SAMPLE_INTERVAL_S"):
+        config.settings()
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"components": 123}, "components"),
+    ({"components": ["cpu", "disk"]}, "components"),
+    ({"task": "a\x00b"}, "task"),
+    ({"task": "\ud800"}, "task"),
+    ({"task": "x" * 5000}, "task"),
+    ({"task": 5}, "task"),
+    ({"instance": "bad\nname"}, "instance"),
+    ({"scope": "galaxy"}, "scope"),
+])
+def test_measure_arguments_are_checked_at_the_door(estimate_only, kwargs, name):
+    with pytest.raises((TypeError, ValueError), match=name):
+        ek.measure(**kwargs)

@@ -175,7 +175,7 @@ def test_save_on_a_real_full_tmpfs(tmp_path, estimate_only):
         for k in range(2000):  # make the next file larger than what is left
             with ek.measure(f"more-{k}-" + "y" * 200):
                 pass
-        with pytest.raises(OSError, match="runs.nc"):
+        with pytest.raises(OSError, match=r"runs\.nc"):
             ek.save(target)
         assert target.read_bytes() == before
         assert sorted(p.name for p in mnt.iterdir()) == ["filler", "runs.nc"]

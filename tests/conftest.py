@@ -52,3 +52,11 @@ def pytest_collection_modifyitems(config, items):
         return next((k + 1 for k, prefix in enumerate(_LAST) if path.startswith(prefix)), 0)
 
     items.sort(key=slow_rank)  # stable: keeps the usual order within each group
+
+
+@pytest.fixture
+def manual(monkeypatch):
+    """Manual counters for cpu and ram (tests/fakes/counters.py), the estimate for the rest."""
+    from fakes.counters import use_manual_backend
+
+    return use_manual_backend(monkeypatch, estimate=True)

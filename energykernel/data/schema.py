@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -201,11 +202,38 @@ def timeline(samples: Sequence, instance: str) -> xr.Dataset:
     )
 
 
-def records_from_runs(ds: xr.Dataset, source: str = "dataset") -> list[RunRecord]:
-    """Inverse of :func:`runs`: run records from a runs Dataset (e.g. a saved file)."""
-    for name in ("energy", "duration", "method", "task", "instance", "start", "end", "run_id"):
+_RUN_VARIABLES = {"energy": ("run", "component"), "duration": ("run",),
+                  "method": ("run", "component"), "task": ("run",), "instance": ("run",),
+                  "start": ("run",), "end": ("run",), "run_id": ("run",)}
+
+
+def check_runs_dataset(ds: xr.Dataset, source: str) -> None:
+    """A ``ValueError`` naming ``source`` and what is missing or wrong, unless ``ds`` has
+    the shape of :func:`runs`."""
+    for name, dims in _RUN_VARIABLES.items():
         if name not in ds.variables:
             raise ValueError(f"{source}: not an energykernel runs dataset (no {name!r})")
+        if set(ds[name].dims) != set(dims):
+            raise ValueError(f"{source}: {name!r} has dims {ds[name].dims}, expected {dims}")
+    for name in ("energy", "duration", *(v for v in ("device_energy", "cpu_share", "pid")
+                                         if v in ds)):
+        if not np.issubdtype(ds[name].dtype, np.number):
+            raise ValueError(f"{source}: {name!r} holds {ds[name].dtype} values, not numbers")
+    for name in ("start", "end"):
+        if not np.issubdtype(ds[name].dtype, np.datetime64):
+            raise ValueError(f"{source}: {name!r} holds {ds[name].dtype} values, not times")
+    unknown = [str(c) for c in ds.component.values if str(c) not in COMPONENTS]
+    if unknown:
+        raise ValueError(f"{source}: unknown component {unknown[0]!r}")
+
+
+def records_from_runs(ds: xr.Dataset, source: str = "dataset") -> list[RunRecord]:
+    """Inverse of :func:`runs`: run records from a runs Dataset (e.g. a saved file).
+
+    A dataset of the wrong shape is a ``ValueError`` naming ``source`` and what is wrong;
+    a run whose values are not valid is skipped with a warning naming it.
+    """
+    check_runs_dataset(ds, source)
     comps = [str(c) for c in ds.component.values]
     devices = [str(d) for d in ds.device.values] if "device" in ds.dims else []
     energy = ds.energy.transpose("run", "component").values
@@ -213,39 +241,48 @@ def records_from_runs(ds: xr.Dataset, source: str = "dataset") -> list[RunRecord
     dev_e = ds.device_energy.transpose("run", "device").values if devices else None
     start_s = ds.start.values.astype("datetime64[ns]").astype(np.int64) / 1e9
     end_s = ds.end.values.astype("datetime64[ns]").astype(np.int64) / 1e9
+    optional = {name: ds[name].values for name in ("status", "scope", "error", "cpu_share",
+                                                   "pid", "parent", "extra")
+                if name in ds.variables and ds[name].dims == ("run",)}
     out = []
+    skipped: list[str] = []
     for j in range(ds.sizes["run"]):
-        rec: dict[str, Any] = {
-            "id": str(ds.run_id.values[j]),
-            "task": str(ds.task.values[j]),
-            "instance": str(ds.instance.values[j]),
-            "start_s": float(start_s[j]),
-            "end_s": float(end_s[j]),
-            "duration_s": float(ds.duration.values[j]),
-            "energy_j": {c: float(energy[j, k]) for k, c in enumerate(comps)
-                         if not np.isnan(energy[j, k])},
-            "method": {c: str(method[j, k]) for k, c in enumerate(comps)
-                       if not np.isnan(energy[j, k])},
-            "device_energy_j": {} if dev_e is None else {
-                d: float(dev_e[j, k]) for k, d in enumerate(devices) if not np.isnan(dev_e[j, k])
-            },
-            "status": str(ds.status.values[j]),
-            "scope": str(ds.scope.values[j]) if "scope" in ds else "machine",
-        }
-        if "error" in ds and str(ds.error.values[j]):
-            rec["error"] = str(ds.error.values[j])
-        if "cpu_share" in ds and not np.isnan(ds.cpu_share.values[j]):
-            rec["cpu_share"] = float(ds.cpu_share.values[j])
-        if "pid" in ds:
-            rec["pid"] = int(ds.pid.values[j])
-        if "parent" in ds.variables:
-            rec["parent_id"] = str(ds.parent.values[j])
-        if "extra" in ds and str(ds.extra.values[j]):
-            try:
-                rec["extra"] = json.loads(str(ds.extra.values[j]))
-            except ValueError:
-                raise ValueError(f"{source}: run {j}: 'extra' is not JSON") from None
-        out.append(record_from_dict(rec, f"{source}: run {j}"))
+        where = f"run {j}"
+        try:
+            rec: dict[str, Any] = {
+                "id": str(ds.run_id.values[j]),
+                "task": str(ds.task.values[j]),
+                "instance": str(ds.instance.values[j]),
+                "start_s": float(start_s[j]),
+                "end_s": float(end_s[j]),
+                "duration_s": float(ds.duration.values[j]),
+                "energy_j": {c: float(energy[j, k]) for k, c in enumerate(comps)
+                             if not np.isnan(energy[j, k])},
+                "method": {c: str(method[j, k]) for k, c in enumerate(comps)
+                           if not np.isnan(energy[j, k])},
+                "device_energy_j": {} if dev_e is None else {
+                    d: float(dev_e[j, k]) for k, d in enumerate(devices)
+                    if not np.isnan(dev_e[j, k])},
+            }
+            for name, key in (("status", "status"), ("scope", "scope"), ("parent", "parent_id"),
+                              ("error", "error")):
+                if name in optional and str(optional[name][j]):
+                    rec[key] = str(optional[name][j])
+            if "cpu_share" in optional and not np.isnan(optional["cpu_share"][j]):
+                rec["cpu_share"] = float(optional["cpu_share"][j])
+            if "pid" in optional:
+                rec["pid"] = int(optional["pid"][j])
+            if "extra" in optional and str(optional["extra"][j]):
+                try:
+                    rec["extra"] = json.loads(str(optional["extra"][j]))
+                except ValueError:
+                    raise ValueError(f"{where}: 'extra' is not JSON") from None
+            out.append(record_from_dict(rec, where))
+        except (ValueError, TypeError, OverflowError) as exc:
+            skipped.append(str(exc) if str(exc).startswith(where) else f"{where}: {exc}")
+    if skipped:
+        warnings.warn(f"{source}: skipped {len(skipped)} damaged run(s), kept {len(out)}: "
+                      + "; ".join(skipped[:5]), RuntimeWarning, stacklevel=2)
     return out
 
 
@@ -270,16 +307,24 @@ def save(records: Sequence[RunRecord], samples: Sequence, instance: str,
     return write_netcdf_atomic(run_ds, path)
 
 
-def open_runs_file(path: str | os.PathLike) -> list[RunRecord]:
-    """Run records from a file written by :func:`save`."""
+def open_netcdf(path: str | os.PathLike) -> xr.Dataset:
+    """The whole NetCDF file at ``path``, loaded; a file that cannot be read as NetCDF is
+    a ``ValueError`` (or ``FileNotFoundError``) naming it."""
     import xarray as xr
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such file")
     try:
         with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
-            ds.load()
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable energykernel dataset ({exc})") from None
-    return records_from_runs(ds, source=str(path))
+            return ds.load()
+    except Exception as exc:  # a foreign or damaged file: whatever the HDF5 stack raises
+        raise ValueError(f"{path}: not a readable NetCDF dataset "
+                         f"({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+def open_runs_file(path: str | os.PathLike) -> list[RunRecord]:
+    """Run records from a file written by :func:`save`."""
+    return records_from_runs(open_netcdf(path), source=str(path))
 
 
 def open_timeline_samples(path: str | os.PathLike | None) -> list:

@@ -204,10 +204,15 @@ class EnergyMagics(Magics):
         print(f"energykernel: saved {len(recorder())} runs to {path}")
 
     def _cmd_backends(self, rest: list[str]) -> None:
+        from ..core.recorder import recorder
         from ..counters import statuses
 
         for status in statuses():
             print(status)
+        rec = recorder()
+        print(f"run log: {rec.log_path or '(none yet)'}"
+              + (f" — {rec.unlogged} run(s) could not be written to it (kept in memory; "
+                 "ek.save them)" if rec.unlogged else ""))
 
 
 def _usage() -> str:

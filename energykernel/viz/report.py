@@ -51,18 +51,12 @@ class ReportData:
 
 def open_dataset(path: str | os.PathLike) -> ReportData:
     """A file written by ``ek.save`` (runs, maybe a timeline) or a saved cube."""
-    import xarray as xr
+    import numpy as np
 
-    from ..data.schema import NETCDF_ENGINE, cube, records_from_runs
+    from ..data.schema import cube, open_netcdf, records_from_runs
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
-            ds = ds.load()
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable NetCDF dataset ({exc})") from None
+    ds = open_netcdf(path)
     if "run" in ds.dims:
         records = records_from_runs(ds, source=str(path))
         timeline = None
@@ -73,6 +67,11 @@ def open_dataset(path: str | os.PathLike) -> ReportData:
         runs_ds = ds.drop_dims([d for d in ("time",) if d in ds.dims])
         return ReportData(cube(records), timeline, runs_ds)
     if {"task", "instance", "component"} <= set(ds.dims) and "energy" in ds:
+        for name in ("energy", "self_energy", "duration", "runs"):
+            if name in ds and not np.issubdtype(ds[name].dtype, np.number):
+                raise ValueError(f"{path}: {name!r} holds {ds[name].dtype} values, not numbers")
+        if "method" not in ds:
+            raise ValueError(f"{path}: a cube without its 'method' variable")
         return ReportData(ds)
     raise ValueError(f"{path}: not an energykernel dataset (neither runs nor a cube)")
 

@@ -213,6 +213,13 @@ def test_line_magic_commands(shell, tmp_path):
     assert result.success and path.exists() and "saved 1 runs" in cap.stdout
     result, cap = run(shell, "%energy backends")
     assert "estimate: available" in cap.stdout
+    assert "run log: " in cap.stdout and ".jsonl" in cap.stdout
+    from energykernel.core.recorder import recorder
+
+    recorder().unlogged = 2  # as after two failed appends (tested in tests/core)
+    result, cap = run(shell, "%energy backends")
+    assert "2 run(s) could not be written" in cap.stdout
+    recorder().unlogged = 0
     for bad in ("%energy frobnicate", "%energy auto maybe", f"%energy save {tmp_path}/x.txt",
                 "%energy plot pie"):
         result, _ = run(shell, bad)

@@ -212,3 +212,66 @@ def test_old_log_lines_are_read_with_defaults(tmp_path):
     (rec,) = read_log(log)
     assert rec["parent_id"] == "" and rec["extra"] == {"coverage": "full"}
     assert run == "x"
+
+
+def _saved(manual, tmp_path):
+    _three_runs(manual)
+    path = tmp_path / "good.nc"
+    ek.save(path)
+    import xarray as xr
+
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+DAMAGE = {
+    "no-duration": (lambda ds: ds.drop_vars("duration"), "duration"),
+    "renamed-run-id": (lambda ds: ds.rename({"run_id": "runid"}), "run_id"),
+    "strings-for-numbers": (lambda ds: ds.assign(duration=ds.duration.astype(str)), "duration"),
+    "strings-for-times": (lambda ds: ds.assign_coords(start=ds.start.astype(str)), "start"),
+    "energy-wrong-dims": (lambda ds: ds.assign(energy=ds.energy.isel(component=0)), "energy"),
+    "unknown-component": (lambda ds: ds.assign_coords(
+        component=["cpu", "gpu", "ram", "disk"]), "disk"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_damaged_dataset_is_an_error_naming_file_and_what(manual, tmp_path, case, capsys):
+    from energykernel.cli.main import main
+
+    damage, what = DAMAGE[case]
+    path = tmp_path / f"{case}.nc"
+    damage(_saved(manual, tmp_path)).to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(ValueError, match=rf"{case}\.nc.*{what}|{what}.*{case}\.nc"):
+        ek.load(path)
+    capsys.readouterr()
+    assert main(["report", str(path), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and case in err[0] and what in err[0]
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_foreign_files_are_errors_naming_them(tmp_path, capsys):
+    from energykernel.cli.main import main
+
+    text = tmp_path / "notes.nc"
+    text.write_text("hello")
+    empty = tmp_path / "empty.nc"
+    empty.write_bytes(b"")
+    for path in (text, empty):
+        with pytest.raises(ValueError, match=path.name):
+            ek.load(path)
+        assert main(["report", str(path), "-o", str(tmp_path / "r.html")]) == 2
+        assert path.name in capsys.readouterr().err
+
+
+def test_one_damaged_run_is_skipped_with_a_warning(manual, tmp_path):
+    ds = _saved(manual, tmp_path)
+    tasks = ds.task.values.copy()
+    tasks[1] = "bad\ntask"  # a control character no label may hold
+    path = tmp_path / "one-bad.nc"
+    ds.assign_coords(task=("run", tasks)).to_netcdf(path, engine="h5netcdf")
+    ek.reset()
+    with pytest.warns(RuntimeWarning, match=r"one-bad\.nc: skipped 1 damaged run.*run 1: field 'task'"):
+        ek.load(path)
+    assert len(ek.runs().run) == 3

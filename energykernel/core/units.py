@@ -68,3 +68,12 @@ def duration(seconds: float) -> str:
         return f"{int(minutes)} min {secs:.0f} s"
     hours, minutes = divmod(minutes, 60)
     return f"{int(hours)} h {int(minutes)} min"
+
+
+def short_label(text: str, max_chars: int = 48) -> str:
+    """``text`` cut to ``max_chars`` with an ellipsis in the middle, for figures and
+    tables (the full label stays in the data)."""
+    if len(text) <= max_chars:
+        return text
+    head = (max_chars - 1) * 2 // 3
+    return f"{text[:head]}…{text[len(text) - (max_chars - 1 - head):]}"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.units import COMPONENTS, si_scale
+from ..core.units import COMPONENTS, short_label, si_scale
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -162,7 +162,7 @@ def _stacked(ax: Axes, cube: xr.Dataset, by: str, title: str | None = None) -> N
     other = "instance" if by == "task" else "task"
     energy = cube.energy.sum(other, skipna=True, min_count=1).transpose(by, "component")
     methods = cube.method.transpose(by, other, "component").values
-    labels = [str(v) for v in cube[by].values]
+    labels = [short_label(str(v)) for v in cube[by].values]
     values = np.nan_to_num(energy.values)
     present = [k for k, c in enumerate(COMPONENTS) if np.isfinite(energy.values[:, k]).any()]
     factor, unit = _scale(float(values.sum(axis=1).max()) if values.size else 0.0)
@@ -238,7 +238,8 @@ def _timeline(ax: Axes, ds: xr.Dataset, title: str | None = None) -> None:
             ys = np.concatenate([series[:1], series])
             ax.plot(xs, ys, drawstyle="steps-pre", color=COLORS.get(comp, "#333"),
                     linewidth=1.2, label=comp)
-    labels = [str(v) for v in ds[label_name].values] if label_name in ds.coords else []
+    labels = ([short_label(str(v)) for v in ds[label_name].values]
+              if label_name in ds.coords else [])
     _shade_spans(ax, starts, times, labels)
     ax.set_ylabel("power (W)")
     ax.set_xlabel("time (UTC)")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core._atomic import write_text_atomic
-from ..core.units import COMPONENTS
+from ..core.units import COMPONENTS, short_label
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -99,7 +99,7 @@ def _table(data: ReportData) -> str:
             *(["self (J)"] if nested else []), "duration (s)", "runs", "method"]
     rows = []
     for task, row in table.iterrows():
-        cells = [escape(str(task))]
+        cells = [f'<span title="{escape(str(task)[:2000])}">{escape(short_label(str(task)))}</span>']
         cells += [_num(row[f"{c}_j"]) for c in comps]
         cells += [_num(row["total_j"]), *([_num(row["self_j"])] if nested else []),
                   _num(row.get("duration_s", float("nan"))),

@@ -148,3 +148,16 @@ def test_plotting_does_not_use_pyplot(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=120, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_huge_labels_are_shortened_in_figures_and_tables(estimate_only, tmp_path):
+    """A 1,000,000-character task name (from a file) cannot make the report crawl."""
+    from energykernel.core.units import short_label
+    from energykernel.data.schema import cube
+    from energykernel.viz.report import ReportData, render
+
+    huge = "t" * 1_000_000
+    records = [record(huge), record("short")]
+    html = render(ReportData(cube(records)), title="x", source="x")
+    assert short_label(huge) in html and len(html) < 200_000  # no label is drawn whole
+    assert short_label("abc") == "abc" and len(short_label("x" * 100)) == 48

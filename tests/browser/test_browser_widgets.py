@@ -155,7 +155,7 @@ def test_nn_calculator_follows_the_pure_function(page, run_notebook, screenshot)
     hours.fill("-3")
     field_row = training.locator(".widget-hbox").filter(
         has=page.get_by_label("hours", exact=True))
-    page.wait_for_function("el => el.innerText.includes('must be a finite number')",
+    page.wait_for_function("el => el.innerText.includes('hours must be >= 0')",
                            arg=field_row.element_handle())
     page.wait_for_function("el => el.innerText.includes('fix the highlighted fields')",
                            arg=calc.element_handle())

@@ -408,5 +408,5 @@ def test_measure_on_a_two_socket_tree(fake, monkeypatch):
     assert detailed.device_energy_j["cpu:psys"] == pytest.approx(20.0)
     assert detailed.device_energy_j["cpu:core-0"] == pytest.approx(4.0)
     assert detailed.device_energy_j["cpu:package-0-mmio"] == pytest.approx(5.0)
-    with pytest.raises(ValueError, match="read_detail"):
+    with pytest.raises(TypeError, match="read_detail"):
         ek.configure(read_detail="yes")

@@ -8,7 +8,15 @@ import time
 import httpx
 import pytest
 
-from energykernel.llm.client import ChatClient, LLMError, is_loopback, public_url, redact
+from energykernel.llm.client import (
+    ChatClient,
+    LLMError,
+    clean_text,
+    is_loopback,
+    public_url,
+    redact,
+    secret_forms,
+)
 from energykernel.llm.demo_server import DemoProcess, DemoServer, main, target_length
 
 
@@ -133,6 +141,12 @@ def test_url_helpers():
     text = redact("Bearer abc.def key=zzz https://u:pw@h/x sk-123456", ["sk-123456"])
     assert "abc.def" not in text and "zzz" not in text and "pw" not in text
     assert "sk-123456" not in text
+    forms = secret_forms("http://al%40ce:p%40ss@h/v1", "sk-key-1")
+    assert set(forms) == {"sk-key-1", "p%40ss", "p@ss", "YWxAY2U6cEBzcw=="}  # al@ce:p@ss
+    assert secret_forms("http://tok-only-9@h/v1", None) == ("tok-only-9", "dG9rLW9ubHktOTo=")
+    assert secret_forms("http://h/v1", None) == ()
+    assert redact("x YWxAY2U6cEBzcw== p@ss", forms) == "x [REDACTED] [REDACTED]"
+    assert clean_text("a\x00b\ud800") == "a\ufffdb\ufffd"
     with pytest.raises(ValueError, match="base_url"):
         ChatClient("localhost:11434")
     with pytest.raises(ValueError, match="timeout_s"):

@@ -11,7 +11,8 @@ import os
 import threading
 import time
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: Clock ticks per second of /proc/stat (the resolution of busy CPU time).
+CLK_TCK: int = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _fds: dict[str, int | None] = {}
 _fds_lock = threading.Lock()
 
@@ -45,7 +46,7 @@ def machine_cpu_busy_s() -> float:
     first = os.pread(fd, 256, 0).split(b"\n", 1)[0]
     ticks = [int(x) for x in first.split()[1:9]]  # user nice system idle iowait irq softirq steal
     busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
-    return busy / _CLK_TCK
+    return busy / CLK_TCK
 
 
 def process_cpu_s() -> float:

@@ -11,6 +11,10 @@ or ``core`` count toward none, so nested domains are never added twice), then, f
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..counters.base import BoundTerms
 
 #: Components whose machine-wide counters are scaled by the process share
 #: (``scope="process"``); a GPU or disk counter is not shared by CPU time.
@@ -63,3 +67,35 @@ def scale_to_share(energy_j: dict[str, float], share: float) -> dict[str, float]
         if comp in energy_j:
             energy_j[comp] *= share
     return energy_j
+
+
+def combine_terms(terms: Iterable[BoundTerms]) -> BoundTerms | None:
+    """The terms of a sum of devices: resolutions and caps add, spreads take the widest."""
+    from ..counters.base import BoundTerms
+
+    terms = list(terms)
+    if not terms:
+        return None
+    caps = [t.cap_w for t in terms if t.cap_w is not None]
+    return BoundTerms(abs_j=sum(t.abs_j for t in terms), low=min(t.low for t in terms),
+                      high=max(t.high for t in terms),
+                      cap_w=sum(caps) if len(caps) == len(terms) else None,
+                      source="; ".join(t.source for t in terms if t.source))
+
+
+def energy_bounds(energy_j: Mapping[str, float], terms: Mapping[str, BoundTerms],
+                  duration_s: float) -> dict[str, list[float]]:
+    """``[lo, hi]`` in J per component: where the true energy of the window lies, given
+    each component's :class:`~energykernel.counters.base.BoundTerms` (exact where it has
+    none). Never below 0; ``hi`` never above the model's cap × duration."""
+    out = {}
+    for comp, joules in energy_j.items():
+        term = terms.get(comp)
+        if term is None:
+            out[comp] = [joules, joules]
+            continue
+        hi = joules * term.high + term.abs_j
+        if term.cap_w is not None:
+            hi = min(hi, term.cap_w * duration_s)
+        out[comp] = [max(0.0, min(joules * term.low - term.abs_j, hi)), hi]
+    return out

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from .. import counters as _backends
 from ..counters.base import Backend, BackendStatus
-from .accounting import component_energy, device_delta
+from .accounting import combine_terms, component_energy, device_delta
 from .config import settings
 from .units import COMPONENTS
 
@@ -135,6 +135,21 @@ class Engine:
         self.window_keep: frozenset[str] | None = (
             None if every <= self.detail_devices else self.detail_devices)
         self._plans: dict[tuple[str, ...], tuple[list[str], dict[str, str]]] = {}
+        self.refresh_bounds()
+
+    def refresh_bounds(self) -> None:
+        """Recompute each component's bound terms (a backend's known power may rise)."""
+        bounds = {}
+        for comp, backend in self.component_backend.items():
+            try:
+                terms = backend.bound_terms()
+            except Exception:  # a backend that cannot say: its figures get no interval
+                continue
+            combined = combine_terms(t for name, t in terms.items()
+                                     if self.device_component.get(name) == comp)
+            if combined is not None:
+                bounds[comp] = combined
+        self.bounds = bounds  # one assignment: windows see the old or the new dict
 
     def devices_of(self, component: str) -> list[str]:
         backend = self.component_backend[component]
@@ -245,6 +260,7 @@ class Engine:
                     power = {c: e / dt for c, e in energy.items()}
                     self.timeline.append(Sample(time.time(), dt, power, self.current_task()))
                 last_t, last = now_t, now
+                self.refresh_bounds()
             if self._stop.wait(self.period_s()):
                 return
 

@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 import orjson
 
-from .units import COMPONENTS, duration, si
+from .units import COMPONENTS, duration, si, si_interval
 
 #: Run statuses: finished, raised an Exception, or stopped by KeyboardInterrupt/exit.
 STATUSES: tuple[str, ...] = ("ok", "error", "interrupted")
@@ -45,7 +45,8 @@ class _RunCore(TypedDict):
 
 class RunRecord(_RunCore, total=False):
     """One run. Optional keys: ``error`` (text of the exception), ``cpu_share`` (the
-    process-tree share of busy CPU time, ``scope="process"``), and ``extra``: fields an
+    process-tree share of busy CPU time, ``scope="process"``), ``energy_bounds_j``
+    (component → ``[lo, hi]`` in J, where the true energy lies), and ``extra``: fields an
     integration adds (Dask ``workers``/``coverage``/``partial``/``note``, PyTorch
     ``attribution``/``meta``, …), JSON values that survive the log, ``ek.runs()``,
     ``ek.save`` and ``ek.load`` unchanged."""
@@ -53,6 +54,7 @@ class RunRecord(_RunCore, total=False):
     error: str
     cpu_share: float
     extra: dict[str, Any]
+    energy_bounds_j: dict[str, list[float]]  # component → [lo, hi] J
 
 
 def exit_status(exc: BaseException | None) -> tuple[str, str | None]:
@@ -105,6 +107,16 @@ class Measurement:
                      doc="Fields an integration added (JSON values).")
 
     @property
+    def energy_bounds_j(self) -> dict[str, tuple[float, float]]:
+        """Component → ``(lo, hi)`` in J: where the true energy lies, from the counter's
+        resolution and update period or the estimate's tick and model spread
+        (``(nan, nan)`` for a run recorded without bounds)."""
+        known = self._record.get("energy_bounds_j", {})
+        nan = float("nan")
+        return {c: (tuple(known[c]) if c in known else (nan, nan))  # type: ignore[misc]
+                for c in self._record["energy_j"]}
+
+    @property
     def start(self) -> datetime:
         """Start, a timezone-aware UTC datetime."""
         return _utc(self._record["start_s"])
@@ -120,6 +132,12 @@ class Measurement:
         return float(sum(self._record["energy_j"].values()))
 
     @property
+    def total_bounds_j(self) -> tuple[float, float]:
+        """``(lo, hi)`` of :attr:`total_j` in J (sums of the components' bounds)."""
+        bounds = self.energy_bounds_j.values()
+        return (float(sum(b[0] for b in bounds)), float(sum(b[1] for b in bounds)))
+
+    @property
     def estimated(self) -> bool:
         """True if any component's figure is an estimate rather than a counter reading."""
         return "estimate" in self._record["method"].values()
@@ -132,9 +150,13 @@ class Measurement:
 
     def summary(self, emissions_g: float | None = None) -> str:
         """One line: ``⚡ train: 12.3 J in 1.20 s — cpu 10.1 J (rapl) · ram 2.2 J (estimate)``."""
-        parts = [f"{comp} {si(self.energy_j[comp], 'J')} ({self.method[comp]})"
+        bounds = self.energy_bounds_j
+        parts = [f"{comp} {si_interval(self.energy_j[comp], *bounds[comp], 'J')} "
+                 f"({self.method[comp]})"
                  for comp in COMPONENTS if comp in self._record["energy_j"]]
-        line = f"⚡ {self.task}: {si(self.total_j, 'J')} in {duration(self.duration_s)}"
+        lo, hi = self.total_bounds_j
+        line = (f"⚡ {self.task}: {si_interval(self.total_j, lo, hi, 'J')} in "
+                f"{duration(self.duration_s)}")
         if parts:
             line += " — " + " · ".join(parts)
         if emissions_g is not None:
@@ -270,12 +292,15 @@ def record_from_dict(obj: dict[str, Any], where: str) -> RunRecord:
         if not _number(share) or not 0 <= share <= 1:
             raise ValueError(f"{where}: field 'cpu_share' must be a number in [0, 1]")
         record["cpu_share"] = float(share)
+    if obj.get("energy_bounds_j") is not None:
+        record["energy_bounds_j"] = _bounds(obj["energy_bounds_j"], energy, where)
     extra = obj.get("extra") or {}
     if not isinstance(extra, dict):
         raise ValueError(f"{where}: field 'extra' must be an object")
     extra = dict(extra)
     for key, value in obj.items():
-        if key not in CORE_FIELDS and key not in ("kind", "error", "cpu_share", "extra"):
+        if key not in CORE_FIELDS and key not in ("kind", "error", "cpu_share", "extra",
+                                                  "energy_bounds_j"):
             extra[key] = value  # a field of another version: kept, not dropped
     if extra:
         try:  # JSON values only, UTF-8 encodable, not absurdly nested
@@ -292,3 +317,16 @@ def _unencodable(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def _bounds(obj: object, energy: dict[str, float], where: str) -> dict[str, list[float]]:
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where}: field 'energy_bounds_j' must be an object")
+    out = {}
+    for comp, pair in obj.items():
+        if (comp not in energy or not isinstance(pair, (list, tuple)) or len(pair) != 2
+                or not all(_number(v) and v >= 0 for v in pair) or pair[0] > pair[1]):
+            raise ValueError(f"{where}: field 'energy_bounds_j'[{str(comp)[:40]!r}] must be "
+                             "[lo, hi] with 0 ≤ lo ≤ hi for a measured component")
+        out[comp] = [float(pair[0]), float(pair[1])]
+    return out

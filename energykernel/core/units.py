@@ -77,3 +77,45 @@ def short_label(text: str, max_chars: int = 48) -> str:
         return text
     head = (max_chars - 1) * 2 // 3
     return f"{text[:head]}…{text[len(text) - (max_chars - 1 - head):]}"
+
+
+#: Decimal digits above which :func:`short_repr` writes an integer as its digit count.
+_REPR_MAX_DIGITS = 40
+
+
+def short_repr(value: object, max_chars: int = 60) -> str:
+    """``repr(value)`` for an error message: short, and never failing.
+
+    An integer longer than 40 digits is ``"an integer of N digits"`` (``repr`` of one past
+    Python's int-string limit raises); anything else is cut to about ``max_chars``, deep or
+    huge containers included.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        magnitude = abs(value)
+        if magnitude >= 10 ** _REPR_MAX_DIGITS:
+            if magnitude.bit_length() < 10_000:  # exact, well inside the int-string limit
+                digits = len(str(magnitude))
+            else:
+                import math
+
+                digits = int(math.log10(magnitude)) + 1
+            return f"an integer of {digits} digits"
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxstring, r.maxother = 3, max_chars, max_chars
+    return short_label(r.repr(value), max_chars)
+
+
+def si_interval(value: float, lo: float, hi: float, unit: str) -> str:
+    """A figure with its interval: ``1.23 J`` when the interval is within 2 % of it,
+    ``≈ 1.2 J ± 0.1 J`` otherwise, ``< 34 mJ`` when the interval reaches 0 or is wider
+    than the figure (below resolution)."""
+    if lo != lo or hi != hi:  # no interval known
+        return si(value, unit)
+    if hi - lo <= 0.02 * abs(value):
+        return si(value, unit)
+    half = max(hi - value, value - lo)
+    if lo <= 0 or half >= abs(value):  # the interval reaches 0: below resolution
+        return f"< {si(hi, unit)}"
+    return f"≈ {si(value, unit)} ± {si(half, unit)}"

@@ -19,7 +19,13 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from . import _proc
-from .accounting import device_delta, process_share, scale_to_share
+from .accounting import (
+    SHARED_BY_CPU_TIME,
+    device_delta,
+    energy_bounds,
+    process_share,
+    scale_to_share,
+)
 from .config import settings
 from .engine import Engine, acquire_engine, new_window_key
 from .record import Measurement, RunRecord, check_label, exit_status
@@ -204,11 +210,15 @@ class Window:
             "pid": _pid[0],
             "parent_id": self._parent,
         }
+        bounds = record["energy_bounds_j"] = energy_bounds(energy, engine.bounds, duration)
         if self.scope == "process":
             share = process_share(_proc.process_tree_cpu_s() - self._proc0,
                                   _proc.machine_cpu_busy_s() - self._busy0)
             record["cpu_share"] = share
             scale_to_share(energy, share)
+            for comp in SHARED_BY_CPU_TIME:
+                if comp in bounds:
+                    bounds[comp] = [bounds[comp][0] * share, bounds[comp][1] * share]
         if error is not None:
             record["error"] = error
         recorder().append(record)

@@ -44,6 +44,11 @@ DEFAULT_CPU_SOURCE = (
     "processor model not in the table"
 )
 
+#: Lowest and highest TDP per hardware thread in CPU_TABLE (W): the spread of the CPU
+#: estimate's constant, computed from the cited rows.
+WATTS_PER_THREAD_RANGE: tuple[float, float] = (
+    min(s.watts_per_thread for s in CPU_TABLE), max(s.watts_per_thread for s in CPU_TABLE))
+
 #: DRAM power per GB in use: 3 W per 8 GB, CodeCarbon's RAM model (methodology docs).
 RAM_WATTS_PER_GB: float = 3.0 / 8.0
 RAM_SOURCE = "0.375 W/GB (3 W per 8 GB of DRAM, CodeCarbon methodology)"

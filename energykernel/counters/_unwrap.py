@@ -18,6 +18,8 @@ and the sampler honours it. Totals are kept in integer µJ, so they are exact.
 
 from __future__ import annotations
 
+from .base import BoundTerms
+
 #: Shortest poll interval we ever ask for (a counter that wraps faster is not RAPL).
 MIN_POLL_S = 0.001
 #: Longest poll interval we ever ask for (the sampler reads more often anyway).
@@ -28,6 +30,11 @@ UNKNOWN_POWER_W = 1000.0
 #: Observed power is only measured over at least this long (s): RAPL counters update
 #: about every millisecond, so two reads microseconds apart would exaggerate it.
 POWER_WINDOW_S = 0.05
+#: RAPL energy status unit (J): the largest in use, 1/2^14 J (Intel's default energy
+#: status unit, MSR_RAPL_POWER_UNIT; many server parts and AMD use the finer 1/2^16 J).
+RAPL_ENERGY_UNIT_J = 2.0 ** -14
+#: RAPL energy status update period (s): about 1 ms (Intel SDM Vol. 3B, §15.10.1).
+RAPL_UPDATE_S = 1e-3
 
 
 class WrapCounter:
@@ -88,3 +95,16 @@ class WrapCounter:
         power_w = self.max_power_w if self.max_power_w > 0 else UNKNOWN_POWER_W
         interval_s = self.range_uj * 1e-6 / power_w / 2
         return min(MAX_POLL_S, max(MIN_POLL_S, interval_s))
+
+
+def rapl_bound_terms(counters: list[tuple[str, WrapCounter]]) -> dict[str, BoundTerms]:
+    """The :class:`BoundTerms` of RAPL zones: one energy unit plus the energy of one update
+    period at the highest power known for the zone (observed, else its power limit, else
+    :data:`UNKNOWN_POWER_W`)."""
+    out = {}
+    for name, counter in counters:
+        power_w = counter.max_power_w if counter.max_power_w > 0 else UNKNOWN_POWER_W
+        out[name] = BoundTerms(RAPL_ENERGY_UNIT_J + power_w * RAPL_UPDATE_S,
+                               source=f"RAPL unit {RAPL_ENERGY_UNIT_J * 1e6:.3g} µJ + "
+                                      f"{power_w:.4g} W × {RAPL_UPDATE_S * 1e3:g} ms update")
+    return out

@@ -16,7 +16,8 @@ from typing import ClassVar
 
 from ..core.units import COMPONENTS, METHODS
 
-__all__ = ["COMPONENTS", "METHODS", "Backend", "BackendStatus", "BackendUnavailable", "Device"]
+__all__ = ["COMPONENTS", "METHODS", "Backend", "BackendStatus", "BackendUnavailable",
+           "BoundTerms", "Device"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,25 @@ class BackendStatus:
         state = "available" if self.available else "unavailable"
         comps = f" [{', '.join(self.components)}]" if self.components else ""
         return f"{self.name}: {state}{comps} — {self.reason}"
+
+
+@dataclass(frozen=True)
+class BoundTerms:
+    """How far a device's true energy over a window can be from the difference of two
+    of its readings, ``delta`` (J): within ``[delta × low − abs_j, delta × high + abs_j]``,
+    never below 0, and at most ``cap_w × duration`` where the model has a cap.
+
+    ``abs_j``: the counter's resolution — its energy unit plus the energy it can take in
+    between updates (a reading can be one update period old at each end); ``low``,
+    ``high``: the spread of a model's constant (estimates; 1 for counters); ``cap_w``: the
+    most power the model can give (``None``: no cap); ``source``: where the terms come from.
+    """
+
+    abs_j: float = 0.0
+    low: float = 1.0
+    high: float = 1.0
+    cap_w: float | None = None
+    source: str = ""
 
 
 @dataclass
@@ -75,6 +95,11 @@ class Backend(ABC):
     def poll_interval_s(self) -> float | None:
         """Longest safe time between two reads (wraparound), or None if unbounded."""
         return None
+
+    def bound_terms(self) -> dict[str, BoundTerms]:
+        """Each device's :class:`BoundTerms` (from its resolution, update period and the
+        highest power it is known to draw). A device not listed has exact readings."""
+        return {}
 
     def close(self) -> None:
         """Release handles. Reopening starts the cumulative counts from zero."""

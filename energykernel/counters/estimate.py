@@ -15,7 +15,7 @@ import time
 from ..core import _proc
 from ..core.config import settings
 from . import _constants as C
-from .base import Backend, BackendStatus, Device
+from .base import Backend, BackendStatus, BoundTerms, Device
 
 _MEMORY_REFRESH_S = 0.5  # memory in use is re-read at most this often
 
@@ -81,6 +81,23 @@ class EstimateBackend(Backend):
         self._ram_checked = now
         self._ram_gb = _proc.memory_used_bytes() / 1e9
         self._last: dict[str, float] = dict.fromkeys(self.devices, 0.0)
+
+    def bound_terms(self) -> dict[str, BoundTerms]:
+        """CPU: one clock tick of busy time per logical CPU (the resolution of
+        ``/proc/stat``), the spread of TDP per thread across the CPU table, and no more
+        than every thread busy. RAM and storage: their constants come without a published
+        spread, so only resolution (none to speak of) is bounded."""
+        if "cpu:estimate" not in self.devices:
+            return {}
+        threads = os.cpu_count() or 1
+        watts = self._watts_per_thread
+        lowest, highest = C.WATTS_PER_THREAD_RANGE
+        tick_s = 1.0 / _proc.CLK_TCK
+        return {"cpu:estimate": BoundTerms(
+            threads * tick_s * watts, low=min(1.0, lowest / watts),
+            high=max(1.0, highest / watts), cap_w=threads * highest,
+            source=(f"{threads} CPUs × one {tick_s * 1e3:g} ms tick × {watts:.3g} W; "
+                    f"TDP per thread spans {lowest:.3g}–{highest:.3g} W in the table"))}
 
     def _read(self) -> dict[str, float]:
         out = self._last

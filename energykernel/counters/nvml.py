@@ -22,11 +22,17 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from .base import Backend, BackendStatus, BackendUnavailable, Device
+from .base import Backend, BackendStatus, BackendUnavailable, BoundTerms, Device
 
 NOT_INSTALLED = "nvidia-ml-py is not installed: pip install 'energykernel[gpu]'"
 #: Read interval asked for while any GPU is measured by power integration (s).
 POWER_POLL_S = 0.2
+#: NVML's total-energy counter: mJ, refreshed about every 100 ms (Yang, Adamek and
+#: Armour 2023, "Accurate and Convenient Energy Measurements for GPUs", arXiv 2312.02741).
+ENERGY_UNIT_J = 1e-3
+ENERGY_UPDATE_S = 0.1
+#: Power assumed for a GPU whose power limit NVML does not give (W): above any GPU's.
+UNKNOWN_GPU_POWER_W = 1500.0
 
 # NVML return codes (values fixed by nvml.h) that get a specific explanation.
 _REASONS = {
@@ -157,6 +163,9 @@ class NvmlBackend(Backend):
                         f"{name} ({meta['model']}): no energy or power reading: {exc2}"
                     )
                     continue
+            # Not every GPU or pynvml gives a limit: bounds then assume the largest GPU.
+            with contextlib.suppress(nv.NVMLError, AttributeError, TypeError, ValueError):
+                meta["power_limit_w"] = float(nv.nvmlDeviceGetEnforcedPowerLimit(handle)) / 1000
             meta["source"] = "energy_counter" if counter else "power_integration"
             found.append((Device(name, "gpu", meta), _Gpu(name, handle, counter, first, now_s)))
         return found
@@ -233,6 +242,21 @@ class NvmlBackend(Backend):
             except nv.NVMLError as exc:
                 self.devices[gpu.name].meta["last_error"] = str(exc)
             out[gpu.name] = gpu.total_mj / 1000
+        return out
+
+    def bound_terms(self) -> dict[str, BoundTerms]:
+        """Energy counter: 1 mJ plus one ~100 ms refresh at the power limit. Power
+        integration: one poll interval at the power limit at each end (NVML samples power
+        for only part of each period on recent GPUs, so short bursts can be missed)."""
+        out = {}
+        for gpu in self._gpus:
+            power_w = self.devices[gpu.name].meta.get("power_limit_w") or UNKNOWN_GPU_POWER_W
+            if gpu.counter:
+                out[gpu.name] = BoundTerms(ENERGY_UNIT_J + power_w * ENERGY_UPDATE_S,
+                                           source=f"1 mJ + {power_w:.4g} W × 100 ms refresh")
+            else:
+                out[gpu.name] = BoundTerms(2 * power_w * POWER_POLL_S,
+                                           source=f"{power_w:.4g} W × 2 × {POWER_POLL_S} s polls")
         return out
 
     def poll_interval_s(self) -> float | None:

@@ -26,8 +26,8 @@ import time
 from types import ModuleType
 from typing import Any
 
-from ._unwrap import WrapCounter
-from .base import Backend, BackendStatus, BackendUnavailable, Device
+from ._unwrap import WrapCounter, rapl_bound_terms
+from .base import Backend, BackendStatus, BackendUnavailable, BoundTerms, Device
 from .rapl import permission_reason
 
 #: Where pyRAPL looks for zones (hard-coded in ``pyRAPL/device_api.py``).
@@ -199,6 +199,9 @@ class PyRaplBackend(Backend):
             name: counter.update(int(values[index]), now_s) / 1e6
             for name, index, counter in self._slots
         }
+
+    def bound_terms(self) -> dict[str, BoundTerms]:
+        return rapl_bound_terms([(name, counter) for name, _, counter in self._slots])
 
     def poll_interval_s(self) -> float | None:
         intervals = [i for _, _, c in self._slots if (i := c.safe_interval_s()) is not None]

@@ -29,8 +29,8 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from ._unwrap import WrapCounter
-from .base import Backend, BackendStatus, BackendUnavailable, Device
+from ._unwrap import WrapCounter, rapl_bound_terms
+from .base import Backend, BackendStatus, BackendUnavailable, BoundTerms, Device
 
 ROOT_ENV = "ENERGYKERNEL_POWERCAP_ROOT"
 DEFAULT_ROOT = "/sys/class/powercap"
@@ -284,6 +284,9 @@ class RaplBackend(Backend):
                 continue
             out[name] = counter.update(raw_uj, now_s) / 1e6
         return out
+
+    def bound_terms(self) -> dict[str, BoundTerms]:
+        return rapl_bound_terms([(name, counter) for name, _, counter in self._fds])
 
     def poll_interval_s(self) -> float | None:
         intervals = [i for _, _, c in self._fds if (i := c.safe_interval_s()) is not None]

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 #: NetCDF engine used by ``save``: NetCDF4/HDF5 through h5netcdf (variable-length
 #: strings, compression, readable by netCDF4 and every NetCDF4 tool).
 NETCDF_ENGINE = "h5netcdf"
+BOUND_LO = "lowest energy consistent with the counter's resolution or the model's spread"
+BOUND_HI = "highest energy consistent with the counter's resolution or the model's spread"
 SCHEMA_VERSION = 2  # 2: parent, pid, extra per run; self_energy in the cube
 
 
@@ -65,6 +67,8 @@ def cube(records: Sequence[RunRecord]) -> xr.Dataset:
     instances, inst_ix = _index(r["instance"] for r in records)
     nt, ni, nc = len(tasks), len(instances), len(COMPONENTS)
     energy = np.zeros((nt, ni, nc))
+    lo = np.zeros((nt, ni, nc))
+    hi = np.zeros((nt, ni, nc))
     own = np.zeros((nt, ni, nc))
     seen = np.zeros((nt, ni, nc), dtype=bool)
     duration = np.zeros((nt, ni))
@@ -76,14 +80,18 @@ def cube(records: Sequence[RunRecord]) -> xr.Dataset:
         duration[t, i] += r["duration_s"]
         runs[t, i] += 1
         method = r["method"]
+        bounds = r.get("energy_bounds_j", {})
         for comp, joules in r["energy_j"].items():
             k = comp_ix[comp]
             energy[t, i, k] += joules
+            low, high = bounds.get(comp, (np.nan, np.nan))  # NaN: a run without bounds
+            lo[t, i, k] += low
+            hi[t, i, k] += high
             own[t, i, k] += self_j[comp]
             seen[t, i, k] = True
             methods.setdefault((t, i, k), set()).add(method.get(comp, ""))
-    energy[~seen] = np.nan
-    own[~seen] = np.nan
+    for array in (energy, lo, hi, own):
+        array[~seen] = np.nan
     method_arr = np.full((nt, ni, nc), "", dtype=object)
     for (t, i, k), names in methods.items():
         # A cell whose runs used different methods says so: e.g. "estimate+rapl".
@@ -93,6 +101,10 @@ def cube(records: Sequence[RunRecord]) -> xr.Dataset:
             "energy": (("task", "instance", "component"), energy,
                        {"units": "J", "long_name": "energy, summed over runs (inclusive of "
                                                  "runs nested inside)"}),
+            "energy_lo": (("task", "instance", "component"), lo,
+                          {"units": "J", "long_name": BOUND_LO + ", summed over runs"}),
+            "energy_hi": (("task", "instance", "component"), hi,
+                          {"units": "J", "long_name": BOUND_HI + ", summed over runs"}),
             "self_energy": (("task", "instance", "component"), own,
                             {"units": "J", "long_name": "energy less that of runs nested "
                                                       "inside; sums to each joule once"}),
@@ -123,12 +135,16 @@ def runs(records: Sequence[RunRecord]) -> xr.Dataset:
     devices, dev_ix = _index(d for r in records for d in r["device_energy_j"])
     comp_ix = {c: k for k, c in enumerate(COMPONENTS)}
     energy = np.full((n, len(COMPONENTS)), np.nan)
+    lo = np.full((n, len(COMPONENTS)), np.nan)
+    hi = np.full((n, len(COMPONENTS)), np.nan)
     method = np.full((n, len(COMPONENTS)), "", dtype=object)
     device_energy = np.full((n, len(devices)), np.nan)
     for j, r in enumerate(records):
         for comp, joules in r["energy_j"].items():
             energy[j, comp_ix[comp]] = joules
             method[j, comp_ix[comp]] = r["method"].get(comp, "")
+        for comp, (low, high) in r.get("energy_bounds_j", {}).items():
+            lo[j, comp_ix[comp]], hi[j, comp_ix[comp]] = low, high
         for dev, joules in r["device_energy_j"].items():
             device_energy[j, dev_ix[dev]] = joules
 
@@ -143,6 +159,8 @@ def runs(records: Sequence[RunRecord]) -> xr.Dataset:
     ds = xr.Dataset(
         {
             "energy": (("run", "component"), energy, {"units": "J"}),
+            "energy_lo": (("run", "component"), lo, {"units": "J", "long_name": BOUND_LO}),
+            "energy_hi": (("run", "component"), hi, {"units": "J", "long_name": BOUND_HI}),
             "duration": ("run", col("duration_s", np.nan, np.float64), {"units": "s"}),
             "method": (("run", "component"), method),
             "device_energy": (("run", "device"), device_energy, {"units": "J"}),
@@ -239,6 +257,9 @@ def records_from_runs(ds: xr.Dataset, source: str = "dataset") -> list[RunRecord
     energy = ds.energy.transpose("run", "component").values
     method = ds.method.transpose("run", "component").values
     dev_e = ds.device_energy.transpose("run", "device").values if devices else None
+    bounds = (ds.energy_lo.transpose("run", "component").values,
+              ds.energy_hi.transpose("run", "component").values) if (
+        "energy_lo" in ds and "energy_hi" in ds) else None
     start_s = ds.start.values.astype("datetime64[ns]").astype(np.int64) / 1e9
     end_s = ds.end.values.astype("datetime64[ns]").astype(np.int64) / 1e9
     optional = {name: ds[name].values for name in ("status", "scope", "error", "cpu_share",
@@ -264,6 +285,11 @@ def records_from_runs(ds: xr.Dataset, source: str = "dataset") -> list[RunRecord
                     d: float(dev_e[j, k]) for k, d in enumerate(devices)
                     if not np.isnan(dev_e[j, k])},
             }
+            if bounds is not None:
+                rec["energy_bounds_j"] = {
+                    c: [float(bounds[0][j, k]), float(bounds[1][j, k])]
+                    for k, c in enumerate(comps) if c in rec["energy_j"]
+                    and not (np.isnan(bounds[0][j, k]) or np.isnan(bounds[1][j, k]))}
             for name, key in (("status", "status"), ("scope", "scope"), ("parent", "parent_id"),
                               ("error", "error")):
                 if name in optional and str(optional[name][j]):

@@ -200,3 +200,38 @@ def test_fake_matches_real_pynvml_names():
     assert isinstance(err, real.NVMLError_NotSupported) and err.value == 3
     err = fake.NVMLError(fake.NVML_ERROR_NOT_SUPPORTED)
     assert isinstance(err, fake.NVMLError_NotSupported) and err.value == 3
+
+
+@pytest.mark.parametrize("duration_s", [0.001, 0.05, 0.25, 3.0])
+@pytest.mark.parametrize("phase", [0.0, 0.5, 0.99])
+def test_bounds_hold_on_the_energy_counter(nv, monkeypatch, duration_s, phase):
+    """lo ≤ truth ≤ hi, windows shorter and longer than the ~100 ms counter refresh."""
+    import math
+    import types
+
+    import energykernel as ek
+    from energykernel.core import config
+    from energykernel.core import window as window_mod
+    from energykernel.counters.nvml import ENERGY_UPDATE_S
+
+    monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "nvml")
+    nv.gpus[:] = [FakeGpu("NVIDIA H100", UUID0, power_mw=300_000, power_limit_mw=700_000)]
+    config.reset_settings()
+    clock = types.SimpleNamespace(t=0.0)
+    clock.perf_counter = clock.time = lambda: clock.t
+    monkeypatch.setattr(window_mod, "time", clock)
+    base_mj = nv.gpus[0].energy_mj
+
+    def move_to(t):
+        clock.t = t
+        refreshed = math.floor(t / ENERGY_UPDATE_S) * ENERGY_UPDATE_S
+        nv.gpus[0].energy_mj = base_mj + math.floor(300_000 * refreshed)  # mW × s = mJ
+
+    t0 = 10.0 + phase * ENERGY_UPDATE_S
+    move_to(t0)
+    w = ek.measure("w").start()
+    move_to(t0 + duration_s)
+    m = w.stop()
+    lo, hi = m.energy_bounds_j["gpu"]
+    assert lo <= 300.0 * duration_s <= hi, (lo, 300.0 * duration_s, hi)
+    assert hi - lo <= 2 * (1e-3 + 700.0 * ENERGY_UPDATE_S) + 1e-9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -410,3 +411,59 @@ def test_measure_on_a_two_socket_tree(fake, monkeypatch):
     assert detailed.device_energy_j["cpu:package-0-mmio"] == pytest.approx(5.0)
     with pytest.raises(TypeError, match="read_detail"):
         ek.configure(read_detail="yes")
+
+
+class VirtualTime:
+    """A clock the test moves, for the window; the fake counters follow it the way RAPL
+    does: updated every RAPL_UPDATE_S, in whole energy units."""
+
+    def __init__(self, tree, powers_w: dict[str, float]) -> None:
+        self.t = 1000.0
+        self.tree, self.powers_w = tree, powers_w
+        self.written = dict.fromkeys(powers_w, 0)
+
+    def perf_counter(self) -> float:
+        return self.t
+
+    time = perf_counter
+
+    def move_to(self, t: float) -> None:
+        from energykernel.counters._unwrap import RAPL_ENERGY_UNIT_J, RAPL_UPDATE_S
+
+        self.t = t
+        updated = math.floor(t / RAPL_UPDATE_S) * RAPL_UPDATE_S  # the last update
+        for zone, power in self.powers_w.items():
+            units = math.floor(power * (updated - 1000.0) / RAPL_ENERGY_UNIT_J)
+            raw = round(units * RAPL_ENERGY_UNIT_J * 1e6)
+            self.tree.add_energy(zone, raw - self.written[zone])
+            self.written[zone] = raw
+
+
+@pytest.mark.parametrize("duration_s", [0.0002, 0.001, 0.0037, 0.05, 1.0, 10.0])
+@pytest.mark.parametrize("phase", [0.0, 0.4, 0.999])
+def test_bounds_hold_for_windows_of_any_length(fake, monkeypatch, duration_s, phase):
+    """lo ≤ truth ≤ hi for windows from below one RAPL update (1 ms) to 10 s, whatever
+    the window's phase against the counter's updates."""
+    import energykernel as ek
+    from energykernel.core import config
+    from energykernel.core import window as window_mod
+
+    monkeypatch.setenv("ENERGYKERNEL_POWERCAP_ROOT", str(fake.root))
+    monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "rapl")
+    config.reset_settings()
+    powers = {"intel-rapl:0": 40.0, "intel-rapl:1": 30.0, "intel-rapl:0:2": 6.0,
+              "intel-rapl:1:0": 4.0}
+    clock = VirtualTime(fake, powers)
+    monkeypatch.setattr(window_mod, "time", clock)
+    t0 = 1000.0 + 0.5 + phase * 1e-3
+    clock.move_to(t0)
+    w = ek.measure("w").start()
+    clock.move_to(t0 + duration_s)
+    m = w.stop()
+    truth = {"cpu": 70.0 * duration_s, "ram": 10.0 * duration_s}
+    # one energy unit + one update at the zones' power limits (2 × 150 W, 2 × 30 W)
+    half_j = {"cpu": 2 * (2**-14 + 150 * 1e-3), "ram": 2 * (2**-14 + 30 * 1e-3)}
+    for comp, true_j in truth.items():
+        lo, hi = m.energy_bounds_j[comp]
+        assert lo <= true_j <= hi, (comp, lo, true_j, hi, m.energy_j[comp])
+        assert hi - lo <= 2 * half_j[comp] + 1e-9  # no wider than the resolution

@@ -275,3 +275,33 @@ def test_one_damaged_run_is_skipped_with_a_warning(manual, tmp_path):
     with pytest.warns(RuntimeWarning, match=r"one-bad\.nc: skipped 1 damaged run.*run 1: field 'task'"):
         ek.load(path)
     assert len(ek.runs().run) == 3
+
+
+def test_bounds_are_in_runs_and_cube_and_survive_save_load(estimate_only, tmp_path):
+    import time
+
+    with ek.measure("quick") as quick:
+        pass
+    with ek.measure("busy") as busy:
+        deadline = time.perf_counter() + 0.05
+        while time.perf_counter() < deadline:
+            pass
+    lo, hi = quick.result.energy_bounds_j["cpu"]
+    assert lo == 0.0 and hi > 0  # below one CPU tick: 0 to the tick's worth
+    assert "cpu < " in quick.result.summary()
+    runs = ek.runs()
+    assert runs.energy_lo.attrs["units"] == "J" and runs.energy_hi.dims == ("run", "component")
+    measured = runs.energy.notnull()
+    assert bool((runs.energy_lo <= runs.energy_hi).where(measured, True).all())
+    cube = ek.dataset()
+    both = cube.sel(component="cpu", instance=busy.result.instance)
+    assert float(both.energy_lo.sel(task="busy")) == pytest.approx(
+        busy.result.energy_bounds_j["cpu"][0])
+    ek.save(tmp_path / "b.nc")
+    ek.reset()
+    ek.load(tmp_path / "b.nc")
+    from energykernel.core.recorder import recorder
+
+    back = {r["id"]: r for r in recorder().records()}
+    assert back[busy.result.id]["energy_bounds_j"]["cpu"] == pytest.approx(
+        list(busy.result.energy_bounds_j["cpu"]))

@@ -100,6 +100,7 @@ class FakeGpu:
     power_supported: bool = True
     energy_mj: int = 0  # counter value, mJ since "driver load"
     lost: bool = False
+    power_limit_mw: int | None = 400_000  # enforced power limit; None: not supported
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,13 @@ class FakePynvml(types.ModuleType):
         if not gpu.power_supported:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return gpu.power_mw
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, handle: _Handle) -> int:
+        self._check("nvmlDeviceGetEnforcedPowerLimit")
+        gpu = self._gpu(handle)
+        if gpu.power_limit_mw is None:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return gpu.power_limit_mw
 
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: _Handle) -> int:
         self._check("nvmlDeviceGetTotalEnergyConsumption")

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, overload
 
 from .core.api import backends, configure, dataset, load, reset, runs, save, timeline
+from .core.idle import IdlePower, calibrate_idle, idle_power
 from .core.record import Measurement, RunRecord
 from .core.window import Window, last, track
 
@@ -24,13 +25,16 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "IdlePower",
     "Measurement",
     "RunRecord",
     "Window",
     "__version__",
     "backends",
+    "calibrate_idle",
     "configure",
     "dataset",
+    "idle_power",
     "last",
     "load",
     "load_ipython_extension",

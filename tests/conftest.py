@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def _isolated_energykernel(tmp_path, monkeypatch):
     """Fresh settings, engine and in-memory record; logs in a per-test directory."""
-    from energykernel.core import config
+    from energykernel.core import config, idle
     from energykernel.core.engine import TIMELINE, shutdown_engine
     from energykernel.core.recorder import recorder
 
@@ -19,11 +19,13 @@ def _isolated_energykernel(tmp_path, monkeypatch):
     recorder().close()
     recorder().reset()
     TIMELINE.clear()
+    idle.forget()
     yield log_dir
     shutdown_engine()
     recorder().close()
     recorder().reset()
     TIMELINE.clear()
+    idle.forget()
     config.reset_settings()
 
 

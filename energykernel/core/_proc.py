@@ -55,10 +55,25 @@ def process_cpu_s() -> float:
 
 
 def process_tree_cpu_s() -> float:
-    """CPU seconds of this process and of its children that have exited and been waited
-    for (``os.times``), in s."""
+    """CPU seconds (s) of this process and all its descendants: its own time, its children
+    that exited and were waited for (``os.times``), and every live descendant (psutil),
+    each with the children it waited for. A child that exits between two calls moves from
+    the live sum to the waited-for one, so differences count it once."""
     t = os.times()
-    return time.process_time() + t.children_user + t.children_system
+    total = time.process_time() + t.children_user + t.children_system
+    import psutil
+
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return total
+    for child in children:
+        try:
+            c = child.cpu_times()
+        except psutil.Error:  # gone between listing and reading
+            continue
+        total += c.user + c.system + c.children_user + c.children_system
+    return total
 
 
 def memory_used_bytes() -> int:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from .. import counters as _backends
 from ..counters.base import Backend, BackendStatus
+from . import idle
 from .accounting import combine_terms, component_energy, device_delta
 from .config import settings
 from .units import COMPONENTS
@@ -258,7 +259,10 @@ class Engine:
                     # keeps the timeline)
                     energy = self.component_energy(device_delta(last, now), self.components)
                     power = {c: e / dt for c, e in energy.items()}
-                    self.timeline.append(Sample(time.time(), dt, power, self.current_task()))
+                    task = self.current_task()
+                    self.timeline.append(Sample(time.time(), dt, power, task))
+                    if not task:  # no window open: a quiet period, to learn idle power
+                        idle.observe_quiet(power)
                 last_t, last = now_t, now
                 self.refresh_bounds()
             if self._stop.wait(self.period_s()):

@@ -46,7 +46,8 @@ class _RunCore(TypedDict):
 class RunRecord(_RunCore, total=False):
     """One run. Optional keys: ``error`` (text of the exception), ``cpu_share`` (the
     process-tree share of busy CPU time, ``scope="process"``), ``energy_bounds_j``
-    (component → ``[lo, hi]`` in J, where the true energy lies), and ``extra``: fields an
+    (component → ``[lo, hi]`` in J, where the true energy lies), ``idle_power_w`` and
+    ``active_energy_j`` (where an idle power was known), and ``extra``: fields an
     integration adds (Dask ``workers``/``coverage``/``partial``/``note``, PyTorch
     ``attribution``/``meta``, …), JSON values that survive the log, ``ek.runs()``,
     ``ek.save`` and ``ek.load`` unchanged."""
@@ -55,6 +56,8 @@ class RunRecord(_RunCore, total=False):
     cpu_share: float
     extra: dict[str, Any]
     energy_bounds_j: dict[str, list[float]]  # component → [lo, hi] J
+    idle_power_w: dict[str, float]  # component → idle W known when the run ended
+    active_energy_j: dict[str, float]  # component → energy − idle × duration, ≥ 0
 
 
 def exit_status(exc: BaseException | None) -> tuple[str, str | None]:
@@ -132,6 +135,12 @@ class Measurement:
         return float(sum(self._record["energy_j"].values()))
 
     @property
+    def active_energy_j(self) -> dict[str, float]:
+        """Component → energy less idle power × duration (J, ≥ 0), where idle power was
+        known when the run ended (see ``ek.idle_power()``)."""
+        return dict(self._record.get("active_energy_j", {}))
+
+    @property
     def total_bounds_j(self) -> tuple[float, float]:
         """``(lo, hi)`` of :attr:`total_j` in J (sums of the components' bounds)."""
         bounds = self.energy_bounds_j.values()
@@ -155,8 +164,11 @@ class Measurement:
                  f"({self.method[comp]})"
                  for comp in COMPONENTS if comp in self._record["energy_j"]]
         lo, hi = self.total_bounds_j
-        line = (f"⚡ {self.task}: {si_interval(self.total_j, lo, hi, 'J')} in "
-                f"{duration(self.duration_s)}")
+        line = f"⚡ {self.task}: {si_interval(self.total_j, lo, hi, 'J')}"
+        active = self._record.get("active_energy_j")
+        if active:
+            line += f" (active {si(sum(active.values()), 'J')})"
+        line += f" in {duration(self.duration_s)}"
         if parts:
             line += " — " + " · ".join(parts)
         if emissions_g is not None:
@@ -181,6 +193,8 @@ class Measurement:
 MAX_LABEL_CHARS = 4096
 _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
 _SCOPES = ("machine", "process")
+_OPTIONAL = ("kind", "error", "cpu_share", "extra", "energy_bounds_j", "idle_power_w",
+             "active_energy_j")
 _DEFAULTS: dict[str, Any] = {"method": {}, "device_energy_j": {}, "status": "ok",
                              "scope": "machine", "pid": 0, "parent_id": ""}
 
@@ -294,13 +308,15 @@ def record_from_dict(obj: dict[str, Any], where: str) -> RunRecord:
         record["cpu_share"] = float(share)
     if obj.get("energy_bounds_j") is not None:
         record["energy_bounds_j"] = _bounds(obj["energy_bounds_j"], energy, where)
+    for key in ("idle_power_w", "active_energy_j"):
+        if obj.get(key) is not None:
+            record[key] = _joules(obj[key], key, where, energy.__contains__)
     extra = obj.get("extra") or {}
     if not isinstance(extra, dict):
         raise ValueError(f"{where}: field 'extra' must be an object")
     extra = dict(extra)
     for key, value in obj.items():
-        if key not in CORE_FIELDS and key not in ("kind", "error", "cpu_share", "extra",
-                                                  "energy_bounds_j"):
+        if key not in CORE_FIELDS and key not in _OPTIONAL:
             extra[key] = value  # a field of another version: kept, not dropped
     if extra:
         try:  # JSON values only, UTF-8 encodable, not absurdly nested

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
 from . import _proc
+from . import idle as _idle
 from .accounting import (
     SHARED_BY_CPU_TIME,
     device_delta,
@@ -28,6 +29,7 @@ from .accounting import (
 )
 from .config import settings
 from .engine import Engine, acquire_engine, new_window_key
+from .idle import active_energy_j
 from .record import Measurement, RunRecord, check_label, exit_status
 from .recorder import recorder
 from .units import COMPONENTS
@@ -211,11 +213,17 @@ class Window:
             "parent_id": self._parent,
         }
         bounds = record["energy_bounds_j"] = energy_bounds(energy, engine.bounds, duration)
+        idle_w = _idle.current
+        if idle_w:
+            record["idle_power_w"] = {c: idle_w[c] for c in energy if c in idle_w}
+            active = record["active_energy_j"] = active_energy_j(energy, idle_w, duration)
         if self.scope == "process":
             share = process_share(_proc.process_tree_cpu_s() - self._proc0,
                                   _proc.machine_cpu_busy_s() - self._busy0)
             record["cpu_share"] = share
             scale_to_share(energy, share)
+            if idle_w:
+                scale_to_share(active, share)  # this process's share of the active energy
             for comp in SHARED_BY_CPU_TIME:
                 if comp in bounds:
                     bounds[comp] = [bounds[comp][0] * share, bounds[comp][1] * share]

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 NETCDF_ENGINE = "h5netcdf"
 BOUND_LO = "lowest energy consistent with the counter's resolution or the model's spread"
 BOUND_HI = "highest energy consistent with the counter's resolution or the model's spread"
+ACTIVE = "energy less idle power × duration (never below 0); NaN where idle power was unknown"
 SCHEMA_VERSION = 2  # 2: parent, pid, extra per run; self_energy in the cube
 
 
@@ -69,6 +70,7 @@ def cube(records: Sequence[RunRecord]) -> xr.Dataset:
     energy = np.zeros((nt, ni, nc))
     lo = np.zeros((nt, ni, nc))
     hi = np.zeros((nt, ni, nc))
+    active = np.zeros((nt, ni, nc))
     own = np.zeros((nt, ni, nc))
     seen = np.zeros((nt, ni, nc), dtype=bool)
     duration = np.zeros((nt, ni))
@@ -81,16 +83,18 @@ def cube(records: Sequence[RunRecord]) -> xr.Dataset:
         runs[t, i] += 1
         method = r["method"]
         bounds = r.get("energy_bounds_j", {})
+        active_j = r.get("active_energy_j", {})
         for comp, joules in r["energy_j"].items():
             k = comp_ix[comp]
             energy[t, i, k] += joules
             low, high = bounds.get(comp, (np.nan, np.nan))  # NaN: a run without bounds
             lo[t, i, k] += low
             hi[t, i, k] += high
+            active[t, i, k] += active_j.get(comp, np.nan)
             own[t, i, k] += self_j[comp]
             seen[t, i, k] = True
             methods.setdefault((t, i, k), set()).add(method.get(comp, ""))
-    for array in (energy, lo, hi, own):
+    for array in (energy, lo, hi, active, own):
         array[~seen] = np.nan
     method_arr = np.full((nt, ni, nc), "", dtype=object)
     for (t, i, k), names in methods.items():
@@ -105,6 +109,8 @@ def cube(records: Sequence[RunRecord]) -> xr.Dataset:
                           {"units": "J", "long_name": BOUND_LO + ", summed over runs"}),
             "energy_hi": (("task", "instance", "component"), hi,
                           {"units": "J", "long_name": BOUND_HI + ", summed over runs"}),
+            "active_energy": (("task", "instance", "component"), active,
+                              {"units": "J", "long_name": ACTIVE + ", summed over runs"}),
             "self_energy": (("task", "instance", "component"), own,
                             {"units": "J", "long_name": "energy less that of runs nested "
                                                       "inside; sums to each joule once"}),
@@ -137,6 +143,8 @@ def runs(records: Sequence[RunRecord]) -> xr.Dataset:
     energy = np.full((n, len(COMPONENTS)), np.nan)
     lo = np.full((n, len(COMPONENTS)), np.nan)
     hi = np.full((n, len(COMPONENTS)), np.nan)
+    active = np.full((n, len(COMPONENTS)), np.nan)
+    idle = np.full((n, len(COMPONENTS)), np.nan)
     method = np.full((n, len(COMPONENTS)), "", dtype=object)
     device_energy = np.full((n, len(devices)), np.nan)
     for j, r in enumerate(records):
@@ -145,6 +153,9 @@ def runs(records: Sequence[RunRecord]) -> xr.Dataset:
             method[j, comp_ix[comp]] = r["method"].get(comp, "")
         for comp, (low, high) in r.get("energy_bounds_j", {}).items():
             lo[j, comp_ix[comp]], hi[j, comp_ix[comp]] = low, high
+        for target, key in ((active, "active_energy_j"), (idle, "idle_power_w")):
+            for comp, value in r.get(key, {}).items():  # type: ignore[attr-defined]
+                target[j, comp_ix[comp]] = value
         for dev, joules in r["device_energy_j"].items():
             device_energy[j, dev_ix[dev]] = joules
 
@@ -161,6 +172,9 @@ def runs(records: Sequence[RunRecord]) -> xr.Dataset:
             "energy": (("run", "component"), energy, {"units": "J"}),
             "energy_lo": (("run", "component"), lo, {"units": "J", "long_name": BOUND_LO}),
             "energy_hi": (("run", "component"), hi, {"units": "J", "long_name": BOUND_HI}),
+            "active_energy": (("run", "component"), active, {"units": "J", "long_name": ACTIVE}),
+            "idle_power": (("run", "component"), idle,
+                           {"units": "W", "long_name": "idle power known when the run ended"}),
             "duration": ("run", col("duration_s", np.nan, np.float64), {"units": "s"}),
             "method": (("run", "component"), method),
             "device_energy": (("run", "device"), device_energy, {"units": "J"}),
@@ -260,6 +274,8 @@ def records_from_runs(ds: xr.Dataset, source: str = "dataset") -> list[RunRecord
     bounds = (ds.energy_lo.transpose("run", "component").values,
               ds.energy_hi.transpose("run", "component").values) if (
         "energy_lo" in ds and "energy_hi" in ds) else None
+    per_component = {name: ds[name].transpose("run", "component").values
+                     for name in ("active_energy", "idle_power") if name in ds}
     start_s = ds.start.values.astype("datetime64[ns]").astype(np.int64) / 1e9
     end_s = ds.end.values.astype("datetime64[ns]").astype(np.int64) / 1e9
     optional = {name: ds[name].values for name in ("status", "scope", "error", "cpu_share",
@@ -285,6 +301,13 @@ def records_from_runs(ds: xr.Dataset, source: str = "dataset") -> list[RunRecord
                     d: float(dev_e[j, k]) for k, d in enumerate(devices)
                     if not np.isnan(dev_e[j, k])},
             }
+            for name, key in (("active_energy", "active_energy_j"), ("idle_power", "idle_power_w")):
+                if name in per_component:
+                    values = per_component[name]
+                    known = {c: float(values[j, k]) for k, c in enumerate(comps)
+                             if c in rec["energy_j"] and not np.isnan(values[j, k])}
+                    if known:
+                        rec[key] = known
             if bounds is not None:
                 rec["energy_bounds_j"] = {
                     c: [float(bounds[0][j, k]), float(bounds[1][j, k])]

@@ -6,6 +6,7 @@ import asyncio
 import json
 import math
 import threading
+import time
 from datetime import timezone
 
 import pytest
@@ -305,3 +306,49 @@ def test_threads_nest_in_the_ambient_window_and_async_tasks_in_their_own(manual)
     cell.stop()
     assert seen["thread"] == cell.result.id
     assert ids == [gather_id, gather_id]  # concurrent tasks do not nest in each other
+
+
+BUSY = "import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass\n"
+
+
+def test_process_scope_counts_a_subprocess(estimate_only):
+    """A CPU-bound child started and finished inside the window is attributed."""
+    import subprocess
+    import sys
+
+    from energykernel.core import _proc
+
+    busy_s = 0.6
+    before = _proc.process_tree_cpu_s()
+    with ek.measure("child", scope="process") as m:
+        subprocess.run([sys.executable, "-c", BUSY.format(s=busy_s)], check=True)
+    tree_s = _proc.process_tree_cpu_s() - before
+    assert tree_s >= 0.8 * busy_s  # the child's CPU time is in the tree
+    assert m.result.to_dict()["cpu_share"] > 0
+
+
+def test_process_scope_counts_live_children_and_pool_workers(estimate_only):
+    """Descendants still running at the window's end (and a multiprocessing pool's
+    workers) count too."""
+    import multiprocessing as mp
+    import subprocess
+    import sys
+
+    from energykernel.core import _proc
+
+    start = _proc.process_tree_cpu_s()
+    child = subprocess.Popen([sys.executable, "-c", BUSY.format(s=0.5) + "time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 20
+        while _proc.process_tree_cpu_s() - start < 0.4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _proc.process_tree_cpu_s() - start >= 0.4  # counted while alive
+    finally:
+        child.kill()
+        child.wait()
+    ctx = mp.get_context("spawn")
+    before = _proc.process_tree_cpu_s()
+    with ctx.Pool(2) as pool:
+        pool.map(exec, [BUSY.format(s=0.3)] * 2)
+        during = _proc.process_tree_cpu_s() - before
+    assert during >= 0.8 * 0.6

@@ -44,13 +44,21 @@ def _index(values: Iterable[str]) -> tuple[list[str], dict[str, int]]:
 
 def self_energy_j(records: Sequence[RunRecord]) -> list[dict[str, float]]:
     """Each run's energy less that of the runs nested directly inside it (same instance),
-    per component, never below 0: summed over runs, every joule counts once."""
+    per component, never below 0: summed over runs, every joule counts once. (Runs with
+    nothing nested inside share their record's dict: read it, do not change it.)"""
+    out = [r["energy_j"] for r in records]
+    children = [r for r in records if r.get("parent_id")]
+    if not children:
+        return out
     index = {r["id"]: j for j, r in enumerate(records)}
-    out = [dict(r["energy_j"]) for r in records]
-    for r in records:
-        j = index.get(r.get("parent_id", ""))
+    copied: set[int] = set()
+    for r in children:
+        j = index.get(r["parent_id"])
         if j is None or records[j]["instance"] != r["instance"]:
             continue
+        if j not in copied:
+            out[j] = dict(out[j])
+            copied.add(j)
         own = out[j]
         for comp, joules in r["energy_j"].items():
             if comp in own:
@@ -67,39 +75,60 @@ def cube(records: Sequence[RunRecord]) -> xr.Dataset:
     tasks, task_ix = _index(r["task"] for r in records)
     instances, inst_ix = _index(r["instance"] for r in records)
     nt, ni, nc = len(tasks), len(instances), len(COMPONENTS)
-    energy = np.zeros((nt, ni, nc))
-    lo = np.zeros((nt, ni, nc))
-    hi = np.zeros((nt, ni, nc))
-    active = np.zeros((nt, ni, nc))
-    own = np.zeros((nt, ni, nc))
-    seen = np.zeros((nt, ni, nc), dtype=bool)
-    duration = np.zeros((nt, ni))
-    runs = np.zeros((nt, ni), dtype=np.int64)
-    methods: dict[tuple[int, int, int], set[str]] = {}
     comp_ix = {c: k for k, c in enumerate(COMPONENTS)}
+    # One entry per (run, component) measured: its flat cell index and values; the sums
+    # are then one bincount each (NaN, for a run without bounds or active energy, makes
+    # its cell's sum NaN: unknown).
+    cell: list[int] = []
+    values: dict[str, list[float]] = {k: [] for k in ("energy", "lo", "hi", "active", "own")}
+    run_cell: list[int] = []
+    durations: list[float] = []
+    first: dict[int, str] = {}
+    mixed: dict[int, set[str]] = {}
+    nan = float("nan")
+    none = (nan, nan)
     for r, self_j in zip(records, self_energy_j(records), strict=True):
-        t, i = task_ix[r["task"]], inst_ix[r["instance"]]
-        duration[t, i] += r["duration_s"]
-        runs[t, i] += 1
+        base = task_ix[r["task"]] * ni + inst_ix[r["instance"]]
+        run_cell.append(base)
+        durations.append(r["duration_s"])
         method = r["method"]
         bounds = r.get("energy_bounds_j", {})
         active_j = r.get("active_energy_j", {})
         for comp, joules in r["energy_j"].items():
-            k = comp_ix[comp]
-            energy[t, i, k] += joules
-            low, high = bounds.get(comp, (np.nan, np.nan))  # NaN: a run without bounds
-            lo[t, i, k] += low
-            hi[t, i, k] += high
-            active[t, i, k] += active_j.get(comp, np.nan)
-            own[t, i, k] += self_j[comp]
-            seen[t, i, k] = True
-            methods.setdefault((t, i, k), set()).add(method.get(comp, ""))
-    for array in (energy, lo, hi, active, own):
-        array[~seen] = np.nan
-    method_arr = np.full((nt, ni, nc), "", dtype=object)
-    for (t, i, k), names in methods.items():
-        # A cell whose runs used different methods says so: e.g. "estimate+rapl".
-        method_arr[t, i, k] = "+".join(sorted(n for n in names if n))
+            index = base * nc + comp_ix[comp]
+            cell.append(index)
+            values["energy"].append(joules)
+            low, high = bounds.get(comp, none)
+            values["lo"].append(low)
+            values["hi"].append(high)
+            values["active"].append(active_j.get(comp, nan))
+            values["own"].append(self_j[comp])
+            name = method.get(comp, "")
+            seen_name = first.setdefault(index, name)
+            if seen_name != name:
+                # A cell whose runs used different methods says so: e.g. "estimate+rapl".
+                mixed.setdefault(index, {seen_name}).add(name)
+    size = nt * ni * nc
+    cells = np.asarray(cell, dtype=np.int64)
+    seen = np.bincount(cells, minlength=size).reshape(nt, ni, nc) > 0
+
+    def total(key: str) -> np.ndarray:
+        out = np.bincount(cells, weights=np.asarray(values[key], dtype=np.float64),
+                          minlength=size).astype(np.float64).reshape(nt, ni, nc)
+        out[~seen] = np.nan
+        return out
+
+    energy, lo, hi, active, own = (total(k) for k in ("energy", "lo", "hi", "active", "own"))
+    run_cells = np.asarray(run_cell, dtype=np.int64)
+    duration = np.bincount(run_cells, weights=np.asarray(durations, dtype=np.float64),
+                           minlength=nt * ni).astype(np.float64).reshape(nt, ni)
+    runs = np.bincount(run_cells, minlength=nt * ni).reshape(nt, ni).astype(np.int64)
+    method_arr = np.full(size, "", dtype=object)
+    for index, name in first.items():
+        method_arr[index] = name
+    for index, names in mixed.items():
+        method_arr[index] = "+".join(sorted(n for n in names if n))
+    method_arr = method_arr.reshape(nt, ni, nc)
     ds = xr.Dataset(
         {
             "energy": (("task", "instance", "component"), energy,

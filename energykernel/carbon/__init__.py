@@ -9,7 +9,7 @@ Pure numpy; xarray is imported only when a DataArray or Dataset is passed.
 1289
 """
 
-from energykernel.carbon._args import check_parameter
+from energykernel.carbon._args import ResultNotFinite, check_number, check_parameter
 from energykernel.carbon.calculators import (
     J_PER_KWH,
     NNBreakdown,
@@ -48,8 +48,10 @@ __all__ = [
     "EmbodiedDefault",
     "IntensityInfo",
     "NNBreakdown",
+    "ResultNotFinite",
     "UnknownRegionError",
     "carbon_dataset",
+    "check_number",
     "check_parameter",
     "embodied_amortised",
     "emissions",

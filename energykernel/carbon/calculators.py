@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from energykernel.carbon._args import checks_for, combine, is_dataarray, non_negative, prepare
+from energykernel.carbon._args import (
+    ResultNotFinite,
+    checks_for,
+    combine,
+    evaluate_finite,
+    is_dataarray,
+    prepare,
+)
 from energykernel.core.units import J_PER_KWH  # also energykernel.carbon.J_PER_KWH
 
 
@@ -42,7 +49,8 @@ def nn_et(*, hardware_count: Any, hardware_power_w: Any, server_count: Any,
     args = _prepare(dict(hardware_count=hardware_count, hardware_power_w=hardware_power_w,
                          server_count=server_count, server_power_w=server_power_w,
                          hours=hours, pue=pue))
-    return combine(args, _et, "datacenter")
+    return combine(args, _et, "datacenter", "nn_et = pue × (hardware_count × hardware_power_w + "
+                   "server_count × server_power_w) × hours / 1000")
 
 
 def _et(*, hardware_count, hardware_power_w, server_count, server_power_w, hours, pue):
@@ -53,7 +61,8 @@ def nn_eq(*, server_count: Any, server_power_w: Any, hours: Any, pue: Any) -> An
     """Inference (querying) energy in kWh: ``pue × servers × server_W × hours / 1000``."""
     args = _prepare(dict(server_count=server_count, server_power_w=server_power_w,
                          hours=hours, pue=pue))
-    return combine(args, _eq, "datacenter")
+    return combine(args, _eq, "datacenter", "nn_eq = pue × server_count × server_power_w × hours "
+                   "/ 1000")
 
 
 def _eq(*, server_count, server_power_w, hours, pue):
@@ -70,7 +79,8 @@ def nn_emb(*, device_count: Any, production_energy_kwh: Any, intensity_g_per_kwh
     args = _prepare(dict(device_count=device_count, production_energy_kwh=production_energy_kwh,
                          intensity_g_per_kwh=intensity_g_per_kwh,
                          transport_factor=transport_factor))
-    return combine(args, _emb, "hardware")
+    return combine(args, _emb, "hardware", "nn_emb = Σ intensity_g_per_kwh / transport_factor × "
+                   "production_energy_kwh × device_count")
 
 
 def _emb(*, device_count, production_energy_kwh, intensity_g_per_kwh, transport_factor):
@@ -84,7 +94,8 @@ def nn_c(*, energy_kwh: Any, intensity_g_per_kwh: Any, transport_factor: Any) ->
     """
     args = _prepare(dict(energy_kwh=energy_kwh, intensity_g_per_kwh=intensity_g_per_kwh,
                          transport_factor=transport_factor))
-    return combine(args, _c, "datacenter")
+    return combine(args, _c, "datacenter", "nn_c = Σ energy_kwh × intensity_g_per_kwh / "
+                   "transport_factor")
 
 
 def _c(*, energy_kwh, intensity_g_per_kwh, transport_factor):
@@ -97,15 +108,8 @@ def emissions(energy_j: Any, *, intensity: Any, pue: Any = 1.0) -> Any:
     Elementwise (no summing): float, ndarray or DataArray in, same shape out. NaN energy
     (not measured) stays NaN. ``intensity`` is gCO2e/kWh or a region code.
     """
-    energy = energy_j if is_dataarray(energy_j) else _as_array(energy_j)
-    vals = _prepare({"intensity": intensity, "pue": pue})
-    raw = energy.values if is_dataarray(energy) else energy
-    import numpy as np
-
-    finite = np.asarray(raw, dtype=float)
-    finite = finite[~np.isnan(finite)]
-    non_negative("energy_j", finite)
-    out = energy / J_PER_KWH * vals["pue"] * vals["intensity"]
+    vals = _prepare({"energy_j": energy_j, "intensity": intensity, "pue": pue})
+    out = emissions_of(vals["energy_j"], vals["intensity"], vals["pue"])
     if is_dataarray(out):
         out.attrs = {"units": "gCO2e"}
         out.name = "emissions"
@@ -113,15 +117,15 @@ def emissions(energy_j: Any, *, intensity: Any, pue: Any = 1.0) -> Any:
     return float(out) if getattr(out, "ndim", 0) == 0 else out
 
 
-def _as_array(x: Any) -> Any:
+def emissions_of(energy: Any, intensity: Any, pue: Any, energy_name: str = "energy_j") -> Any:
+    """:func:`emissions` of checked inputs (``energy_name`` names the energy in errors):
+    NaN energy stays NaN, an overflow is a :class:`ResultNotFinite`."""
     import numpy as np
 
-    if isinstance(x, str):
-        raise TypeError(f"energy_j must be a number of joules, got the string {x!r}")
-    try:
-        return np.asarray(x, dtype=float)
-    except (TypeError, ValueError):
-        raise TypeError(f"energy_j must be a number or an array of joules, got {x!r}") from None
+    return evaluate_finite(
+        lambda a: a[energy_name] / J_PER_KWH * a["pue"] * a["intensity"],
+        {energy_name: energy, "pue": pue, "intensity": intensity},
+        "emissions = energy / 3.6e6 × pue × intensity", nan_ok=np.isnan(energy))
 
 
 @dataclass(frozen=True)
@@ -189,10 +193,13 @@ def _operational(name: str, phase: Any, keys: tuple[str, ...], energy_kwh_of: An
         return 0.0, 0.0
     spec = _phase(name, phase, (*keys, "intensity_g_per_kwh"), ("transport_factor",))
     inputs[name] = spec
-    kwh = energy_kwh_of(**{k: spec[k] for k in keys})
-    grams = nn_c(energy_kwh=_per_entry_energy(spec, entry_energy_of, keys),
-                 intensity_g_per_kwh=spec["intensity_g_per_kwh"],
-                 transport_factor=spec.get("transport_factor", 1.0))
+    try:
+        kwh = energy_kwh_of(**{k: spec[k] for k in keys})
+        grams = nn_c(energy_kwh=_per_entry_energy(spec, entry_energy_of, keys),
+                     intensity_g_per_kwh=spec["intensity_g_per_kwh"],
+                     transport_factor=spec.get("transport_factor", 1.0))
+    except ResultNotFinite as exc:  # say which phase overflowed
+        raise ResultNotFinite(f"{name}: {exc}", exc.parameters) from None
     return kwh, grams
 
 
@@ -213,7 +220,9 @@ def nn_total(*, training: Mapping[str, Any] | None = None,
     emb_g: Any = 0.0
     if embodied is not None:
         emb_g, inputs["embodied"] = _embodied(embodied)
-    total = emb_g + tr_g + in_g
+    total = evaluate_finite(lambda a: a["embodied_g"] + a["training_g"] + a["inference_g"],
+                            {"embodied_g": emb_g, "training_g": tr_g, "inference_g": in_g},
+                            "total_g = embodied_g + training_g + inference_g")
     return NNBreakdown(embodied_g=emb_g, training_g=tr_g, inference_g=in_g, total_g=total,
                        training_kwh=tr_kwh, inference_kwh=in_kwh, inputs=inputs)
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from energykernel.carbon._args import is_dataarray
+from energykernel.carbon._args import check_number, check_parameter, evaluate_finite, is_dataarray
+from energykernel.carbon.calculators import emissions_of
 from energykernel.carbon.embodied import embodied_amortised
 from energykernel.carbon.intensity import intensity_info
-from energykernel.core.units import J_PER_KWH, S_PER_HOUR
+from energykernel.core.units import S_PER_HOUR
 
 INTENSITY_VARS = ("intensity_g_per_kwh", "intensity")
 
@@ -34,18 +35,12 @@ def carbon_dataset(ds: Any, *, intensity: Any = None, pue: Any = 1.0,
     """
     if "energy" not in getattr(ds, "data_vars", {}):
         raise ValueError("carbon_dataset needs a Dataset with an 'energy' variable (J)")
+    energy = check_parameter("energy_j", ds["energy"], label="ds['energy']")
     inputs: dict[str, Any] = {}
-    inten, inputs["intensity"], source = _intensity(ds, intensity)
-    pue_da, inputs["pue"] = _per_instance(ds, pue, "pue", lo=1.0)
-    energy = ds["energy"]
-    if not np.issubdtype(energy.dtype, np.number):
-        raise TypeError(f"ds['energy'] must be numeric joules, got dtype {energy.dtype}")
-    neg = np.asarray(energy.values, dtype=float) < 0
-    if neg.any():
-        raise ValueError("ds['energy'] holds negative joules")
+    inten, inputs["intensity"], source = _intensity(ds, intensity, energy)
+    pue_da, inputs["pue"] = _per_instance(ds, pue, "pue", energy)
     out = ds.copy()
-    em = energy / J_PER_KWH * pue_da * inten
-    em = em.transpose(*energy.dims)
+    em = emissions_of(energy, inten, pue_da, "ds['energy']").transpose(*energy.dims)
     em.attrs = {
         "units": "gCO2e",
         "long_name": "operational emissions: energy / 3.6e6 × pue × intensity",
@@ -56,7 +51,8 @@ def carbon_dataset(ds: Any, *, intensity: Any = None, pue: Any = 1.0,
     }
     out["emissions"] = em
     if "idle_energy" in ds.data_vars:  # simulations: idle power, not part of energy
-        idle = ds["idle_energy"] / J_PER_KWH * pue_da * inten
+        idle_j = check_parameter("energy_j", ds["idle_energy"], label="ds['idle_energy']")
+        idle = emissions_of(idle_j, inten, pue_da, "ds['idle_energy']")
         idle.attrs = {"units": "gCO2e", "long_name": "emissions of idle_energy"}
         out["idle_emissions"] = idle
     if embodied is not None:
@@ -66,7 +62,9 @@ def carbon_dataset(ds: Any, *, intensity: Any = None, pue: Any = 1.0,
         out["embodied_emissions"] = emb
         comp_dims = [d for d in em.dims if d not in emb.dims]
         op = em.sum(comp_dims, min_count=1) if comp_dims else em
-        total = op.fillna(0.0) + emb
+        total = evaluate_finite(lambda a: a["emissions"] + a["embodied_emissions"],
+                                {"emissions": op.fillna(0.0), "embodied_emissions": emb},
+                                "emissions_incl_embodied = emissions + embodied_emissions")
         total.attrs = {"units": "gCO2e", "long_name": "operational + embodied emissions"}
         out["emissions_incl_embodied"] = total
     out.attrs["carbon"] = json.dumps(inputs, default=str)
@@ -99,24 +97,40 @@ def _instances(ds: Any) -> Any:
     return ds["instance"]
 
 
-def _lookup(value: Any, name: str) -> tuple[float, str]:
-    if isinstance(value, str):
+def _value(name: str, value: Any, label: str) -> tuple[float, str]:
+    """One number checked by ``name``'s rule (:data:`energykernel.carbon._args.CHECKS`),
+    named ``label``; an intensity may also be a region code. Returns (value, source)."""
+    if name == "intensity" and isinstance(value, str):
         info = intensity_info(value)
         return info.value_g_per_kwh, f"{info.code}: {info.source} ({info.year})"
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number or a region code, got {value!r}") from None
-    return v, "given"
+    return check_number(name, value, label=label), "given"
 
 
-def _check(name: str, v: float, lo: float) -> float:
-    if not np.isfinite(v) or v < lo:
-        raise ValueError(f"{name} must be a finite number >= {lo:g}, got {v!r}")
-    return v
+def _dataarray(name: str, da: Any, target: Any, what: str) -> Any:
+    """A DataArray ``name`` checked by its rule, whose dims are among ``target``'s and which
+    has a value for every label of ``target`` on each shared dim (extra labels dropped)."""
+    da = check_parameter(name, da)
+    unknown = [str(d) for d in da.dims if d not in target.dims]
+    if unknown:
+        raise ValueError(f"{name}: unknown dim(s) {', '.join(map(repr, unknown))}: a DataArray "
+                         f"{name} may only use the dims of {what} "
+                         f"({', '.join(map(str, target.dims))})")
+    for dim in da.dims:
+        if dim in da.indexes and dim in target.indexes:
+            labels = target.indexes[dim]
+            missing = labels.difference(da.indexes[dim])
+            if len(missing):
+                raise ValueError(f"{name}: no value for {dim}(s) "
+                                 f"{', '.join(map(str, missing[:5]))}"
+                                 f"{' …' if len(missing) > 5 else ''}")
+            da = da.sel({dim: labels})
+        elif da.sizes[dim] != target.sizes[dim]:
+            raise ValueError(f"{name}: dim {str(dim)!r} has {da.sizes[dim]} entries but "
+                             f"{what} has {target.sizes[dim]}")
+    return da
 
 
-def _intensity(ds: Any, intensity: Any) -> tuple[Any, Any, str]:
+def _intensity(ds: Any, intensity: Any, target: Any) -> tuple[Any, Any, str]:
     if intensity is None:
         region = _configured_region()
         for var in INTENSITY_VARS:
@@ -127,13 +141,11 @@ def _intensity(ds: Any, intensity: Any) -> tuple[Any, Any, str]:
                              "per instance (or set ek.configure(region=...))")
         intensity = region
     if isinstance(intensity, Mapping):
-        da, given, sources = _from_mapping(ds, intensity, "intensity", 0.0, _lookup)
+        da, given, sources = _from_mapping(ds, intensity, "intensity")
         return da, given, json.dumps(sources)
     if is_dataarray(intensity):
-        _check_array("intensity", intensity, 0.0)
-        return intensity, "DataArray", "given"
-    value, source = _lookup(intensity, "intensity")
-    _check("intensity", value, 0.0)
+        return _dataarray("intensity", intensity, target, "ds['energy']"), "DataArray", "given"
+    value, source = _value("intensity", intensity, "intensity")
     return value, intensity if isinstance(intensity, str) else value, source
 
 
@@ -150,39 +162,25 @@ def _from_variable(ds: Any, var: str, region: str | None) -> tuple[Any, Any, str
             raise ValueError(f"intensity is required: ds[{var!r}] has no value for instance(s) "
                              f"{', '.join(names) or '(all)'}; pass intensity=... or set "
                              "ek.configure(region=...)")
-        fill, fill_source = _lookup(region, "region")
+        fill, fill_source = _value("intensity", region, "region")
         da = da.fillna(fill)
         source += f", missing values from {fill_source}"
-    _check_array("intensity", da, 0.0)
-    return da, f"dataset variable {var}", source
+    return check_parameter("intensity", da, label=f"ds[{var!r}]"), f"dataset variable {var}", source
 
 
-def _per_instance(ds: Any, value: Any, name: str, lo: float) -> tuple[Any, Any]:
+def _per_instance(ds: Any, value: Any, name: str, target: Any) -> tuple[Any, Any]:
+    """``value`` (a number, a mapping per instance or a DataArray over dims of ``target``)
+    checked by ``name``'s rule; returns (value or DataArray, what was given)."""
     if isinstance(value, Mapping):
-        da, given, _ = _from_mapping(ds, value, name, lo, lambda v, n: (_num(v, n), "given"))
+        da, given, _ = _from_mapping(ds, value, name)
         return da, given
     if is_dataarray(value):
-        _check_array(name, value, lo)
-        return value, "DataArray"
-    return _check(name, _num(value, name), lo), float(value)
+        return _dataarray(name, value, target, f"ds[{target.name!r}]"), "DataArray"
+    number, _ = _value(name, value, name)
+    return number, number
 
 
-def _num(v: Any, name: str) -> float:
-    if isinstance(v, str):
-        raise TypeError(f"{name} must be a number, got the string {v!r}")
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number, got {v!r}") from None
-
-
-def _check_array(name: str, da: Any, lo: float) -> None:
-    vals = np.asarray(da.values, dtype=float)
-    if not np.all(np.isfinite(vals)) or np.any(vals < lo):
-        raise ValueError(f"{name} must hold finite numbers >= {lo:g}")
-
-
-def _from_mapping(ds: Any, mapping: Mapping[str, Any], name: str, lo: float, lookup):
+def _from_mapping(ds: Any, mapping: Mapping[str, Any], name: str):
     import xarray as xr
 
     inst = _instances(ds)
@@ -193,9 +191,8 @@ def _from_mapping(ds: Any, mapping: Mapping[str, Any], name: str, lo: float, loo
                          f"(given for {', '.join(map(str, mapping))})")
     values, sources, given = {}, {}, {}
     for key in dict.fromkeys(names):
-        v, src = lookup(mapping[key], f"{name}[{key!r}]")
-        values[key] = _check(f"{name}[{key!r}]", v, lo)
-        sources[key], given[key] = src, mapping[key]
+        values[key], sources[key] = _value(name, mapping[key], f"{name}[{key!r}]")
+        given[key] = mapping[key]
     arr = np.array([values[n] for n in names], dtype=float).reshape(inst.shape)
     return xr.DataArray(arr, dims=inst.dims, coords=inst.coords), given, sources
 
@@ -224,7 +221,7 @@ def _embodied(ds: Any, embodied: Any) -> tuple[Any, Any]:
     elif isinstance(embodied, Mapping) and all(isinstance(v, Mapping) for v in embodied.values()):
         specs = dict(embodied)
     else:
-        da, given = _per_instance(ds, embodied, "embodied", lo=0.0)
+        da, given = _per_instance(ds, embodied, "embodied", ds["duration"])
         return xr.zeros_like(duration_h) + da, given
     for key, spec in specs.items():
         unknown = set(spec) - _AMORTISE_KEYS

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from energykernel.carbon._args import combine, non_negative, positive, prepare
+from energykernel.carbon._args import checks_for, combine, evaluate_finite, is_dataarray, prepare
 from energykernel.core.units import HOURS_PER_YEAR  # also energykernel.carbon.HOURS_PER_YEAR
 
 
@@ -23,13 +23,15 @@ def sci(energy_kwh: Any, intensity_g_per_kwh: Any, embodied_g: Any,
     args = prepare(
         dict(energy_kwh=energy_kwh, intensity_g_per_kwh=intensity_g_per_kwh,
              embodied_g=embodied_g, functional_units=functional_units),
-        dict(energy_kwh=non_negative, intensity_g_per_kwh=non_negative,
-             embodied_g=non_negative, functional_units=positive),
+        checks_for("energy_kwh", "intensity_g_per_kwh", "embodied_g", "functional_units"),
         {"intensity_g_per_kwh": _intensity_of},
     )
-    return _elementwise(args, lambda energy_kwh, intensity_g_per_kwh, embodied_g,
-                        functional_units: (energy_kwh * intensity_g_per_kwh + embodied_g)
-                        / functional_units)
+    return _elementwise(args, _sci, "sci = (energy_kwh × intensity_g_per_kwh + embodied_g) / "
+                        "functional_units")
+
+
+def _sci(*, energy_kwh, intensity_g_per_kwh, embodied_g, functional_units):
+    return (energy_kwh * intensity_g_per_kwh + embodied_g) / functional_units
 
 
 def embodied_amortised(*, total_embodied_g: Any, time_reserved_h: Any,
@@ -44,15 +46,15 @@ def embodied_amortised(*, total_embodied_g: Any, time_reserved_h: Any,
         dict(total_embodied_g=total_embodied_g, time_reserved_h=time_reserved_h,
              expected_lifespan_h=expected_lifespan_h, resources_reserved=resources_reserved,
              total_resources=total_resources),
-        dict(total_embodied_g=non_negative, time_reserved_h=non_negative,
-             expected_lifespan_h=positive, resources_reserved=non_negative,
-             total_resources=positive),
+        checks_for("total_embodied_g", "time_reserved_h", "expected_lifespan_h",
+                   "resources_reserved", "total_resources"),
     )
     over = combine({"r": args["resources_reserved"], "t": args["total_resources"]},
                    lambda r, t: (r > t) * 1.0, "hardware")
     if (over.any() if hasattr(over, "any") else over) > 0:
         raise ValueError("resources_reserved must not exceed total_resources")
-    return combine(args, _amortise, "hardware")
+    return combine(args, _amortise, "hardware", "embodied = total_embodied_g × (time_reserved_h "
+                   "/ expected_lifespan_h) × (resources_reserved / total_resources)")
 
 
 def _amortise(*, total_embodied_g, time_reserved_h, expected_lifespan_h, resources_reserved,
@@ -61,18 +63,18 @@ def _amortise(*, total_embodied_g, time_reserved_h, expected_lifespan_h, resourc
             * (resources_reserved / total_resources))
 
 
-def _elementwise(args: dict[str, Any], fn) -> Any:
-    from energykernel.carbon._args import is_dataarray
-
+def _elementwise(args: dict[str, Any], fn, what: str) -> Any:
+    """``fn(**args)`` elementwise (nothing summed), checked finite."""
     if any(is_dataarray(a) for a in args.values()):
         import xarray as xr
 
-        das = [a if is_dataarray(a) else xr.DataArray(a) for a in args.values()]
         for n, a in args.items():
             if not is_dataarray(a) and a.ndim:
                 raise ValueError(f"{n}: pass a labelled xarray.DataArray to mix with DataArrays")
-        return fn(**dict(zip(args, xr.align(*das, join="exact"), strict=True)))
-    out = fn(**args)
+        das = [a if is_dataarray(a) else xr.DataArray(a) for a in args.values()]
+        aligned = dict(zip(args, xr.align(*das, join="exact"), strict=True))
+        return evaluate_finite(lambda a: fn(**a), aligned, what)
+    out = evaluate_finite(lambda a: fn(**a), args, what)
     return float(out) if out.ndim == 0 else out
 
 

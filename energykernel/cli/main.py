@@ -7,16 +7,13 @@ it is still written); 2 bad arguments, paths or files (nothing is written).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._paths import CliError, input_file, output_file
+
 PROG = "energykernel"
-
-
-class CliError(Exception):
-    """Bad input: reported as one line on stderr, exit code 2."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,34 +64,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _input_file(path: str, what: str) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise CliError(f"{what} {path!r} does not exist")
-    if not p.is_file():
-        raise CliError(f"{what} {path!r} is not a file")
-    if not os.access(p, os.R_OK):
-        raise CliError(f"{what} {path!r} is not readable")
-    return p
-
-
-def _output_file(path: str | Path, what: str, suffixes: tuple[str, ...],
-                 inputs: Sequence[Path] = ()) -> Path:
-    p = Path(path)
-    if p.suffix.lower() not in suffixes:
-        raise CliError(f"{what} {str(p)!r} must end in {' or '.join(suffixes)}")
-    if p.is_dir():
-        raise CliError(f"{what} {str(p)!r} is a directory")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise CliError(f"{what} {str(p)!r}: directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise CliError(f"{what} {str(p)!r} is not writable")
-    if any(p.resolve() == q.resolve() for q in inputs):
-        raise CliError(f"{what} {str(p)!r} would overwrite the input")
-    return p
-
-
 def _read_notebook(path: Path):
     import nbformat
 
@@ -115,17 +84,17 @@ def _measure(args: argparse.Namespace) -> int:
     from ..jupyter.runner import RunError, run_notebook
     from ..viz import report as _report_mod
 
-    source = _input_file(args.notebook, "notebook")
+    source = input_file(args.notebook, "notebook")
     nb = _read_notebook(source)
     if args.timeout is not None and not args.timeout > 0:
         raise CliError(f"--timeout {args.timeout:g}: must be > 0 seconds")
     stem = source.name.removesuffix(".ipynb")
-    out_nb = _output_file(args.output or source.with_name(f"{stem}.energy.ipynb"),
-                          "output notebook", (".ipynb",), [source])
+    out_nb = output_file(args.output or source.with_name(f"{stem}.energy.ipynb"),
+                         "output notebook", (".ipynb",), [source])
     base = out_nb.with_name(out_nb.name.removesuffix(".ipynb").removesuffix(".energy"))
-    out_ds = _output_file(args.dataset or f"{base}.energy.nc", "dataset", (".nc",), [source])
-    out_html = _output_file(args.report or f"{base}.energy.html", "report",
-                            (".html", ".htm"), [source])
+    out_ds = output_file(args.dataset or f"{base}.energy.nc", "dataset", (".nc",), [source])
+    out_html = output_file(args.report or f"{base}.energy.html", "report",
+                           (".html", ".htm"), [source])
 
     try:
         run = run_notebook(nb, cwd=source.parent.resolve(), kernel_name=args.kernel,
@@ -133,8 +102,15 @@ def _measure(args: argparse.Namespace) -> int:
     except RunError as exc:
         raise CliError(str(exc)) from None
 
+    stopped = run.failure or run.unloaded
     nb.metadata["energykernel"] = {"source": source.name, "runs": len(run.records),
-                                   "complete": run.failure is None}
+                                   "complete": stopped is None}
+    if run.failure:
+        nb.metadata["energykernel"]["stopped"] = run.failure
+    if run.unloaded:
+        nb.metadata["energykernel"]["unloaded"] = run.unloaded
+    if run.notes:
+        nb.metadata["energykernel"]["notes"] = run.notes
     write_text_atomic(out_nb, nbformat.writes(nb))
     _write_dataset(run, out_ds)
     data = _report_mod.open_dataset(out_ds)
@@ -143,14 +119,20 @@ def _measure(args: argparse.Namespace) -> int:
 
     note = (f"The notebook stopped early: {run.failure}. Runs up to that cell are shown."
             if run.failure else None)
+    notes = ([f"Measurement stopped: {run.unloaded}."] if run.unloaded else []) + run.notes
     _report_mod.write_report(data, out_html, title=f"Energy of {source.name}",
-                             source=str(source), statuses=statuses(), note=note)
+                             source=str(source), statuses=statuses(), note=note,
+                             notes=notes)
     total = sum(sum(own.values()) for own in self_energy_j(run.records))  # each joule once
     print(f"measured {len(run.records)} runs, {total:.4g} J in total")
     print(f"  notebook: {out_nb}\n  dataset:  {out_ds}\n  report:   {out_html}")
     if run.failure:
         print(f"{PROG}: stopped: {run.failure}; wrote the {len(run.records)} runs measured "
               "before it", file=sys.stderr)
+        return 1
+    if run.unloaded:
+        print(f"{PROG}: incomplete: {run.unloaded}; wrote the {len(run.records)} runs "
+              "measured before it", file=sys.stderr)
         return 1
     return 0
 
@@ -166,8 +148,8 @@ def _write_dataset(run, out: Path) -> None:
 def _report(args: argparse.Namespace) -> int:
     from ..viz import report as _report_mod
 
-    source = _input_file(args.dataset, "dataset")
-    out = _output_file(args.output, "report", (".html", ".htm"), [source])
+    source = input_file(args.dataset, "dataset")
+    out = output_file(args.output, "report", (".html", ".htm"), [source])
     try:
         data = _report_mod.open_dataset(source)
     except (ValueError, OSError) as exc:

@@ -2,7 +2,8 @@
 
 :func:`simulate_main` holds the logic (``energykernel.cli.main`` dispatches to it); also runnable
 as ``python -m energykernel.cli.simulate``. Bad input prints one line naming the file, entry and
-field and returns 2; the dataset is written atomically (never a partial file).
+field and returns 2; the dataset is written atomically (never a partial file) and never over
+an input (:mod:`energykernel.cli._paths`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ..core.units import COMPONENTS, J_PER_KWH, number
 from ..sim.model import MODES, SimulationInputError
+from ._paths import CliError, output_file
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,21 +85,16 @@ def simulate_main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     from ..sim.model import ComputeEnvironment, Workflow
 
-    out = Path(args.dataset) if args.dataset else None
     try:
-        if out is not None:
-            if out.suffix.lower() not in (".nc", ".nc4"):
-                raise SimulationInputError(f"--dataset {out}: use a NetCDF file name ending in .nc")
-            if not out.parent.exists():
-                raise SimulationInputError(
-                    f"--dataset {out}: directory {str(out.parent)!r} does not exist")
+        out = (output_file(args.dataset, "--dataset", (".nc", ".nc4"),
+                           [args.instances, args.tasks]) if args.dataset else None)
         if args.deadline is not None and args.mode != "optimal":
             raise SimulationInputError("--deadline: only with --mode optimal")
         env = ComputeEnvironment.from_json(args.instances)
         workflow = Workflow.from_json(args.tasks)
         result = env.run(workflow, args.mode, deadline_s=args.deadline,
                          objective=args.objective)
-    except SimulationInputError as exc:
+    except (CliError, SimulationInputError) as exc:
         print(f"energykernel simulate: error: {exc}", file=sys.stderr)
         return 2
     print(format_summary(result))

@@ -123,12 +123,12 @@ def cube(records: Sequence[RunRecord]) -> xr.Dataset:
     duration = np.bincount(run_cells, weights=np.asarray(durations, dtype=np.float64),
                            minlength=nt * ni).astype(np.float64).reshape(nt, ni)
     runs = np.bincount(run_cells, minlength=nt * ni).reshape(nt, ni).astype(np.int64)
-    method_arr = np.full(size, "", dtype=object)
+    flat_methods = np.full(size, "", dtype=object)
     for index, name in first.items():
-        method_arr[index] = name
+        flat_methods[index] = name
     for index, names in mixed.items():
-        method_arr[index] = "+".join(sorted(n for n in names if n))
-    method_arr = method_arr.reshape(nt, ni, nc)
+        flat_methods[index] = "+".join(sorted(n for n in names if n))
+    method_arr = flat_methods.reshape(nt, ni, nc)
     ds = xr.Dataset(
         {
             "energy": (("task", "instance", "component"), energy,

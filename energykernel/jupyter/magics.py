@@ -5,10 +5,18 @@
 ``%%energy …`` first line into an empty line, so the body runs as an ordinary cell with
 every native behaviour (``await``, ``Out[n]``, a trailing ``;``, nested magics,
 exceptions, traceback line numbers), while the cell hooks of
-:mod:`energykernel.jupyter.cells` open and close its window. The registered ``%%energy``
-cell magic is the fallback for a body that reaches it un-transformed
-(``get_ipython().run_cell_magic("energy", …)``, or options that do not parse: it raises
-the ``UsageError`` and the body is not run).
+:mod:`energykernel.jupyter.cells` open and close its window. The marker counts where
+IPython would parse a cell magic: the first line of a cell (blank lines and indentation
+before it are IPython's to remove, as for any cell), or the first line of the body of a
+cell magic that runs its body as a cell (``%%capture``, ``%%time``); the body below the
+marker is cleaned up as IPython cleans a cell (its common indentation removed). The
+registered ``%%energy`` cell magic is the fallback for a body that reaches it
+un-transformed (``get_ipython().run_cell_magic("energy", …)``, or options that do not
+parse: it raises the ``UsageError`` and the body is not run).
+
+Loading is idempotent; ``%reload_ext energykernel`` (an unload and a load within one cell)
+keeps auto mode and the windows of the running cell; an unload from a cell takes effect
+when that cell ends (its own run is still recorded).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.error import UsageError
+from IPython.core.inputtransformer2 import classic_prompt, ipython_prompt, leading_indent
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
@@ -23,6 +32,9 @@ from ..core.window import check_components
 from .cells import CellOptions, CellWatch, _marker_options, _open, cell_status
 
 _STATE_ATTR = "_energykernel_state"
+_UNLOADING_ATTR = "_energykernel_unloading"  # a watch unloaded by the cell still running
+UNLOADED_ATTR = "_energykernel_unloaded_at"  # under measure: the count of the unloading cell
+_BODY_CLEANUP = (leading_indent, classic_prompt, ipython_prompt)
 
 
 def parse_options(line: str) -> Any:
@@ -63,14 +75,35 @@ def _valid(line: str) -> bool:
 
 
 def blank_marker(lines: list[str]) -> list[str]:
-    """Input transformer: a valid ``%%energy`` first line becomes an empty line."""
-    if lines:
-        options = _marker_options(lines[0]) if lines[0].startswith("%%") else None
-        if options is not None and _valid(options):
-            if len(lines) > 1 and lines[1].startswith("%%"):
-                return lines[1:]  # a cell magic must stay first; its body keeps its lines
-            return ["\n", *lines[1:]]
-    return lines
+    """Input transformer: a valid ``%%energy`` first line becomes an empty line.
+
+    The body is cleaned up as IPython cleans a cell (blank lines kept, so traceback line
+    numbers stay those of the cell; common indentation and pasted prompts removed); a cell
+    magic below the marker stays first, as IPython requires.
+    """
+    if not lines or not lines[0].startswith("%%"):
+        return lines
+    options = _marker_options(lines[0])
+    if options is None or not _valid(options):
+        return lines
+    _tell_watch(options)
+    body = lines[1:]
+    k = next((i for i, line in enumerate(body) if line.strip()), len(body))
+    rest = body[k:]
+    for transform in _BODY_CLEANUP:
+        rest = transform(rest)
+    if rest and rest[0].startswith("%%"):
+        return rest  # a cell magic must stay first; its body keeps its lines
+    return ["\n"] * (1 + k) + rest
+
+
+def _tell_watch(options: str) -> None:
+    """Tell the running cell's watch that IPython parsed an ``%%energy`` line."""
+    from IPython import get_ipython
+
+    state = getattr(get_ipython(), _STATE_ATTR, None)
+    if state is not None:
+        state[0].on_marker(options)
 
 
 @magics_class
@@ -108,7 +141,7 @@ class EnergyMagics(Magics):
             return
         options = CellOptions(args.task or f"cell-{self.shell.execution_count - 1}",
                               args.instance, args.components, args.quiet, args.output,
-                              args.cluster)
+                              args.cluster, explicit=True)
         window = _open(options, self.shell.user_ns)
         if window is None:
             self._run_body(cell)
@@ -148,17 +181,20 @@ class EnergyMagics(Magics):
         """
         args = parse_argstring(self.energy_line, line)
         command, rest = args.command, args.rest
+        watch = self.watch
         if command is None:
-            print(f"auto mode is {'on' if self.watch.auto else 'off'}\n{_usage()}")
+            on = watch.asked[0] != "off" if watch.held else watch.auto
+            print(f"auto mode is {'on' if on else 'off'}\n{_usage()}")
             return None
         if command == "auto":
             if rest not in (["on"], ["on", "quiet"], ["off"]):
                 raise UsageError("%energy auto: say 'on', 'on quiet' or 'off'")
-            if rest == ["off"] and self.watch.held:
-                print("energykernel: auto mode stays on (held by energykernel measure)")
+            if watch.held:  # energykernel measure measures every cell; the wish is noted
+                wish = "quiet" if rest == ["on", "quiet"] else rest[0]
+                watch.asked = (wish, watch.current_count())
                 return None
-            self.watch.auto = rest[0] == "on"
-            self.watch.auto_quiet = rest == ["on", "quiet"]
+            watch.auto = rest[0] == "on"
+            watch.auto_quiet = rest == ["on", "quiet"]
             return None
         handler = getattr(self, f"_cmd_{command}", None)
         if handler is None:
@@ -229,10 +265,18 @@ class _Failed:
 
 
 def load_ipython_extension(shell: Any) -> None:
-    """Register the magics, the marker transformer and the cell hooks (once per shell)."""
+    """Register the magics, the marker transformer and the cell hooks (once per shell).
+
+    Within the cell that unloaded it (``%reload_ext``), the same watch comes back: auto
+    mode, its hold and the running cell's window are kept.
+    """
     if getattr(shell, _STATE_ATTR, None) is not None:
         return
-    watch = CellWatch(shell, parse_options)
+    watch = shell.__dict__.pop(_UNLOADING_ATTR, None)
+    if watch is not None:
+        _unregister(shell, "post_run_cell", watch.after_unload)
+    else:
+        watch = CellWatch(shell, parse_options)
     magics = EnergyMagics(shell, watch)
     shell.register_magics(magics)
     shell.input_transformers_cleanup.append(blank_marker)
@@ -242,23 +286,32 @@ def load_ipython_extension(shell: Any) -> None:
 
 
 def hold_auto(shell: Any) -> None:
-    """Auto mode on for good: ``%energy auto off`` cannot turn it off (``energykernel measure``)."""
+    """Auto mode on for good (``energykernel measure``): the notebook's own ``%load_ext``,
+    ``%energy auto off`` and ``-q`` are silent; what it asked is noted in each line's
+    metadata for the annotated copy."""
     load_ipython_extension(shell)
     watch = getattr(shell, _STATE_ATTR)[0]
     watch.auto = watch.held = True
 
 
+def _unregister(shell: Any, event: str, callback: Any) -> None:
+    if callback in shell.events.callbacks[event]:
+        shell.events.unregister(event, callback)
+
+
 def unload_ipython_extension(shell: Any) -> None:
-    """Remove exactly what loading added: hooks, transformer, magics."""
+    """Remove exactly what loading added: hooks, transformer, magics.
+
+    From a running cell, that cell's window closes when it ends (its run is recorded as
+    usual), unless the extension is loaded again first (``%reload_ext``).
+    """
     state = getattr(shell, _STATE_ATTR, None)
     if state is None:
         return
     watch, magics = state
-    watch.close_all()
     for event, callback in (("pre_run_cell", watch.pre_run_cell),
                             ("post_run_cell", watch.post_run_cell)):
-        if callback in shell.events.callbacks[event]:
-            shell.events.unregister(event, callback)
+        _unregister(shell, event, callback)
     while blank_marker in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.remove(blank_marker)
     manager = shell.magics_manager
@@ -268,3 +321,33 @@ def unload_ipython_extension(shell: Any) -> None:
     if manager.registry.get(type(magics).__name__) is magics:
         del manager.registry[type(magics).__name__]
     delattr(shell, _STATE_ATTR)
+    if watch.held:
+        watch.unloaded_at = watch.current_count()
+    if watch.stack:
+        watch.after_unload = _AfterUnload(shell, watch)
+        shell.events.register("post_run_cell", watch.after_unload)
+        setattr(shell, _UNLOADING_ATTR, watch)
+    else:
+        _release(shell, watch)
+
+
+def _release(shell: Any, watch: CellWatch) -> None:
+    watch.close_all()
+    if watch.held and watch.unloaded_at is not None:
+        setattr(shell, UNLOADED_ATTR, watch.unloaded_at)
+
+
+class _AfterUnload:
+    """``post_run_cell`` of a watch unloaded by the running cell: finish it, then release."""
+
+    def __init__(self, shell: Any, watch: CellWatch) -> None:
+        self.shell, self.watch = shell, watch
+
+    def __call__(self, result: Any) -> None:
+        self.watch.post_run_cell(result)
+        if self.watch.stack:
+            return
+        _unregister(self.shell, "post_run_cell", self)
+        if self.shell.__dict__.get(_UNLOADING_ATTR) is self.watch:
+            del self.shell.__dict__[_UNLOADING_ATTR]
+        _release(self.shell, self.watch)

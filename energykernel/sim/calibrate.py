@@ -100,5 +100,8 @@ def tasks_from_runs(runs_ds: xr.Dataset, instance_description: ComputeInstance |
                     warned.add((name, comp))
                 units = res.capacity
             demand[comp] = units
-        out.append(Task(name, total_s / len(idx) * inst.speed, demand))
+        try:
+            out.append(Task(name, total_s / len(idx) * inst.speed, demand))
+        except SimulationInputError as exc:  # e.g. a measured value beyond the field bounds
+            raise SimulationInputError(f"tasks_from_runs: task {name!r}: {exc}") from None
     return out

@@ -9,16 +9,112 @@ omitted. Unknown fields are rejected (a typo must not be silently ignored).
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ..core._atomic import write_text_atomic
+from ..core.units import short_label, short_repr
 from .model import ComputeInstance, SimulationInputError, Task
 
 INSTANCE_FIELDS = ("name", "speed", "idle_power_w", "pue", "intensity_g_per_kwh", "resources")
 TASK_FIELDS = ("name", "duration_s", "demand")
+
+
+#: JSON integers with more characters than this are beyond the float range (max ~1.8e308):
+#: they are never converted to ``int`` (Python's int-string limit raises deep inside json).
+_MAX_INT_CHARS = 310
+
+
+class _OutOfRange(float):
+    """A JSON number beyond the float range (``1e400``, a 5000-digit integer).
+
+    It is ±inf to the field checks, which reject it as out of range and name the field; its
+    repr says what the file wrote (clipped).
+    """
+
+    text: str
+
+    def __new__(cls, text: str) -> _OutOfRange:
+        obj = super().__new__(cls, "-inf" if text.startswith("-") else "inf")
+        obj.text = text
+        return obj
+
+    def __repr__(self) -> str:
+        digits = self.text.lstrip("-")
+        if digits.isdigit():
+            return f"an integer of {len(digits)} digits"
+        return short_label(self.text, 24)
+
+
+def _parse_int(text: str) -> int | float:
+    return int(text) if len(text) <= _MAX_INT_CHARS else _OutOfRange(text)
+
+
+def _parse_float(text: str) -> float:
+    x = float(text)
+    return _OutOfRange(text) if math.isinf(x) else x
+
+
+class _Object(dict):
+    """A JSON object that gave some keys more than once (``duplicates``, in file order)."""
+
+    duplicates: list[str]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a dict, marked when a key repeats (found after parsing, where
+    the entry and field can be named)."""
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _Object(obj)
+    seen: set[str] = set()
+    marked.duplicates = []
+    for k, _ in pairs:
+        if k in seen and k not in marked.duplicates:
+            marked.duplicates.append(k)
+        seen.add(k)
+    return marked
+
+
+def _first_duplicate(data: Any) -> tuple[tuple[str | int, ...], str] | None:
+    """(path, key) of the first repeated key in file order, or None (iterative: no depth
+    limit of its own)."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, _Object):
+            return path, value.duplicates[0]
+        children: list[tuple[str | int, Any]]
+        if isinstance(value, dict):
+            children = list(value.items())
+        elif isinstance(value, list):
+            children = list(enumerate(value))
+        else:
+            continue
+        stack.extend(((v, (*path, k)) for k, v in reversed(children)))
+    return None
+
+
+def _dotted(parts: Sequence[str | int]) -> str:
+    """``("resources", "cpu", "cost")`` → ``resources.cpu.cost``; list indices as ``[k]``."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _duplicate_error(p: Path, key: str, data: Any, path: tuple[str | int, ...],
+                     dup: str) -> SimulationInputError:
+    why = "duplicate key (a JSON object may give each key once)"
+    if len(path) >= 2 and path[0] == key and isinstance(path[1], int):
+        label = _entry_label(p, key, path[1], data[key][path[1]])
+        return SimulationInputError(f"{label}: field {short_repr(_dotted([*path[2:], dup]))}: {why}")
+    where = _dotted(path) if path else "the top-level object"
+    return SimulationInputError(f"{p}: {where}: key {short_repr(dup)}: {why}")
 
 
 def _read(path: str | os.PathLike, key: str) -> list[Any]:
@@ -30,10 +126,17 @@ def _read(path: str | os.PathLike, key: str) -> list[Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SimulationInputError(f"{p}: cannot read ({exc})") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_object, parse_int=_parse_int,
+                          parse_float=_parse_float)
     except json.JSONDecodeError as exc:
         raise SimulationInputError(
             f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise SimulationInputError(
+            f"{p}: not a {key} file: arrays or objects nested too deeply") from None
+    found = _first_duplicate(data)
+    if found is not None:
+        raise _duplicate_error(p, key, data, *found)
     if not isinstance(data, dict) or key not in data:
         raise SimulationInputError(f"{p}: expected an object with a {key!r} list")
     entries = data[key]
@@ -44,18 +147,18 @@ def _read(path: str | os.PathLike, key: str) -> list[Any]:
 
 def _entry_label(path: str | os.PathLike, key: str, k: int, entry: Any) -> str:
     name = entry.get("name") if isinstance(entry, dict) else None
-    return f"{Path(path)}: {key}[{k}]" + (f" ({name!r})" if isinstance(name, str) else "")
+    return f"{Path(path)}: {key}[{k}]" + (f" ({short_repr(name)})" if isinstance(name, str) else "")
 
 
 def _build(path, key: str, k: int, entry: Any, fields: Sequence[str], required: Sequence[str],
            make) -> Any:
     label = _entry_label(path, key, k, entry)
     if not isinstance(entry, dict):
-        raise SimulationInputError(f"{label}: entry must be an object, got {entry!r}")
+        raise SimulationInputError(f"{label}: entry must be an object, got {short_repr(entry)}")
     for f in entry:
         if f not in fields:
             raise SimulationInputError(
-                f"{label}: field {f!r}: unknown field (expected {', '.join(fields)})")
+                f"{label}: field {short_repr(f)}: unknown field (expected {', '.join(fields)})")
     for f in required:
         if f not in entry:
             raise SimulationInputError(f"{label}: field {f!r}: missing")
@@ -71,13 +174,14 @@ def _build(path, key: str, k: int, entry: Any, fields: Sequence[str], required: 
 def _instance(entry: dict) -> ComputeInstance:
     kwargs = {k: v for k, v in entry.items() if k != "intensity_g_per_kwh" or v is not None}
     if not isinstance(kwargs.get("resources"), dict):
-        raise SimulationInputError(f"resources: must be an object, got {kwargs.get('resources')!r}")
+        raise SimulationInputError(
+            f"resources: must be an object, got {short_repr(kwargs.get('resources'))}")
     return ComputeInstance(**kwargs)
 
 
 def _task(entry: dict) -> Task:
     if "demand" in entry and not isinstance(entry["demand"], dict):
-        raise SimulationInputError(f"demand: must be an object, got {entry['demand']!r}")
+        raise SimulationInputError(f"demand: must be an object, got {short_repr(entry['demand'])}")
     return Task(**entry)
 
 

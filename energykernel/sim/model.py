@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..core.units import COMPONENTS
+from ..core.units import COMPONENTS, short_repr
 
 if TYPE_CHECKING:
     from .result import SimulationResult
@@ -32,8 +32,23 @@ class UnschedulableError(SimulationInputError):
     """A task fits no instance, or no schedule meets the requested deadline."""
 
 
-def _number(value: Any, what: str, *, minimum: float = 0.0, strict: bool = False) -> float:
-    """``value`` as a finite float ≥ ``minimum`` (> if ``strict``), else a named error."""
+#: Largest value of every numeric field: durations (s), capacities and demands (units),
+#: costs (W per unit), speed, idle power (W), PUE and intensity (gCO2e/kWh). See :func:`_number`.
+MAX_VALUE = 1e15
+
+
+def _number(value: Any, what: str, *, minimum: float = 0.0, strict: bool = False,
+            maximum: float = MAX_VALUE) -> float:
+    """``value`` as a finite float in ``[minimum, maximum]`` (``minimum`` excluded if
+    ``strict``), else a :class:`SimulationInputError` naming ``what``.
+
+    Bounds: every duration (s; 1e15 s is ~32 million years), capacity, demand, cost (W per
+    unit), speed, idle power (W), PUE and intensity (gCO2e/kWh) is finite and at most
+    :data:`MAX_VALUE` (1e15), so no product of a few of them overflows a float; ``speed``
+    is > 0 (a speed so small that ``duration_s / speed`` overflows is named when the result
+    is checked, :func:`.schedule.check_finite`). An integer too large for a float (``1``
+    and 400 zeros) is out of range, not an ``OverflowError``.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         try:
             import numpy as np
@@ -42,26 +57,36 @@ def _number(value: Any, what: str, *, minimum: float = 0.0, strict: bool = False
                 raise TypeError
         except TypeError:
             raise SimulationInputError(
-                f"{what}: must be a number, got {value!r} ({type(value).__name__})") from None
-    x = float(value)
-    if not math.isfinite(x):
-        raise SimulationInputError(f"{what}: must be finite, got {value!r}")
+                f"{what}: must be a number, got {short_repr(value)} "
+                f"({type(value).__name__})") from None
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond the float range
+        x = math.inf if value > 0 else -math.inf
+    if math.isnan(x):
+        raise SimulationInputError(f"{what}: must be a finite number, got {short_repr(value)}")
+    if x > maximum or x == math.inf:
+        raise SimulationInputError(
+            f"{what}: out of range: must be finite and ≤ {maximum:g}, got {short_repr(value)}")
     if x < minimum or (strict and x == minimum):
         rel = ">" if strict else "≥"
-        raise SimulationInputError(f"{what}: must be {rel} {minimum:g}, got {value!r}")
+        raise SimulationInputError(f"{what}: must be {rel} {minimum:g}, got {short_repr(value)}")
+    if x == -math.inf:  # a check with no minimum
+        raise SimulationInputError(f"{what}: out of range: must be finite, got {short_repr(value)}")
     return x
 
 
 def _name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise SimulationInputError(f"{what}: must be a non-empty string, got {value!r}")
+        raise SimulationInputError(
+            f"{what}: must be a non-empty string, got {short_repr(value)}")
     return value
 
 
 def _component(comp: Any, what: str) -> str:
     if comp not in COMPONENTS:
         raise SimulationInputError(
-            f"{what}: unknown component {comp!r}; known: {', '.join(COMPONENTS)}")
+            f"{what}: unknown component {short_repr(comp)}; known: {', '.join(COMPONENTS)}")
     return comp
 
 
@@ -97,7 +122,8 @@ class ComputeInstance:
         _name(self.name, "name")
         if not isinstance(self.resources, Mapping):
             raise SimulationInputError(
-                f"resources: must be a mapping component → Resource, got {self.resources!r}")
+                "resources: must be a mapping component → Resource, got "
+                f"{short_repr(self.resources)}")
         res: dict[str, Resource] = {}
         for comp in COMPONENTS:  # canonical order
             if comp in self.resources:
@@ -129,7 +155,8 @@ class ComputeInstance:
             except SimulationInputError as exc:
                 raise SimulationInputError(f"resources.{comp}.{exc}") from None
         raise SimulationInputError(
-            f"resources.{comp}: must be a Resource or {{capacity, cost}}, got {value!r}")
+            f"resources.{comp}: must be a Resource or {{capacity, cost}}, "
+            f"got {short_repr(value)}")
 
     def with_changes(self, **changes: Any) -> ComputeInstance:
         """A copy with some fields changed (validated again)."""
@@ -155,7 +182,7 @@ class Task:
         object.__setattr__(self, "duration_s", _number(self.duration_s, "duration_s"))
         if not isinstance(self.demand, Mapping):
             raise SimulationInputError(
-                f"demand: must be a mapping component → units, got {self.demand!r}")
+                f"demand: must be a mapping component → units, got {short_repr(self.demand)}")
         for comp in self.demand:
             _component(comp, f"demand.{comp}")
         dem = {c: _number(self.demand[c], f"demand.{c}") for c in COMPONENTS if c in self.demand}
@@ -176,7 +203,7 @@ class Workflow:
         self.tasks: list[Task] = list(tasks)
         for k, t in enumerate(self.tasks):
             if not isinstance(t, Task):
-                raise SimulationInputError(f"workflow[{k}]: must be a Task, got {t!r}")
+                raise SimulationInputError(f"workflow[{k}]: must be a Task, got {short_repr(t)}")
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Workflow:
@@ -216,7 +243,7 @@ class ComputeEnvironment:
         for k, inst in enumerate(self.instances):
             if not isinstance(inst, ComputeInstance):
                 raise SimulationInputError(
-                    f"instances[{k}]: must be a ComputeInstance, got {inst!r}")
+                    f"instances[{k}]: must be a ComputeInstance, got {short_repr(inst)}")
             if inst.name in seen:
                 raise SimulationInputError(
                     f"instances[{k}] ({inst.name!r}): field 'name': duplicate instance name")
@@ -277,5 +304,6 @@ class ComputeEnvironment:
 
 def check_mode(mode: Any) -> str:
     if mode not in MODES:
-        raise SimulationInputError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
+        raise SimulationInputError(
+            f"mode: must be one of {', '.join(MODES)}, got {short_repr(mode)}")
     return mode

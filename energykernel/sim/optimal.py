@@ -21,6 +21,7 @@ carbon), subject to ``makespan ≤ deadline_s`` when given.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -74,6 +75,8 @@ class _Search:
         if self.deadline_s is not None and r.makespan_s > self.deadline_s * (1 + _REL):
             return np.inf
         obj = self.objective(r)
+        if not obj < np.inf:  # overflowed (inf or NaN): worse than any finite schedule
+            obj = np.inf
         if self.best is None or obj < self.best[0] * (1 - 1e-12):
             self.best = (obj, r, label)
         return obj
@@ -85,7 +88,9 @@ class _Search:
 def _rates(prob: Problem, weight: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Objective per second-at-speed-1 of demand ``rows`` (k × components) on every instance."""
     per_unit = prob.cost * (prob.pue * weight / prob.speed)[:, None]  # (n, NC)
-    return rows @ per_unit.T
+    with np.errstate(over="ignore", invalid="ignore"):
+        rates = rows @ per_unit.T
+    return np.where(np.isnan(rates), np.inf, rates)  # 0 × an overflowed rate: never cheap
 
 
 def _feasible(prob: Problem, tasks: np.ndarray, deadline_s: float | None) -> np.ndarray:
@@ -161,6 +166,8 @@ def _milp(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: floa
     c = np.zeros(nv)
     c[:nx] = np.where(ok, cost, 0).ravel()
     c[ix_z:] = prob.idle_w * prob.pue * weight
+    if not (np.isfinite(c).all() and np.isfinite(big_m)):
+        return False, 0  # overflowing costs: no exact model (the result check names them)
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []
@@ -227,7 +234,8 @@ def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "a
           exact: Callable[[Problem], bool] | None = None) -> SimulationResult:
     """The optimal-mode result for ``prob`` (module docstring)."""
     if deadline_s is not None:
-        deadline_s = _number(deadline_s, "deadline_s", strict=True)
+        # a bound, never multiplied: any finite value (makespans may pass MAX_VALUE)
+        deadline_s = _number(deadline_s, "deadline_s", strict=True, maximum=math.inf)
     objective, weight = _weights(prob, objective)
     search = _Search(prob, weight, deadline_s)
     _heuristic(prob, search, weight)

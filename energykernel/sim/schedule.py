@@ -408,9 +408,48 @@ def simulate(env: ComputeEnvironment, workflow: Workflow, mode: str, *,
     if deadline_s is not None and mode != "optimal":
         raise SimulationInputError("deadline_s: only the 'optimal' mode takes a deadline")
     prob = compile_problem(env, workflow)
-    if mode == "optimal":
-        from .optimal import solve
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is named just below
+        if mode == "optimal":
+            from .optimal import solve
 
-        return solve(prob, deadline_s=deadline_s, objective=objective)
-    inst, start, end = run_schedule(prob, mode)
-    return SimulationResult.build(prob, mode, inst, start, end)
+            result = solve(prob, deadline_s=deadline_s, objective=objective)
+        else:
+            inst, start, end = run_schedule(prob, mode)
+            result = SimulationResult.build(prob, mode, inst, start, end)
+        check_finite(prob, result)
+    return result
+
+
+def check_finite(prob: Problem, result: SimulationResult) -> None:
+    """Raise :class:`SimulationInputError` naming what overflowed if a time, an energy or an
+    emission of ``result`` is not finite (the field bounds of :func:`.model._number` keep
+    validated inputs clear of it; this guards values set around them)."""
+    def step(s: int) -> str:
+        name = prob.env.instances[int(result.assignment[s])].name
+        return f"task {prob.tasks[prob.steps[s]].name!r} on instance {name!r}"
+
+    bad = np.flatnonzero(~np.isfinite(result.end_s))
+    if bad.size:
+        raise SimulationInputError(f"result is not finite: end time of {step(int(bad[0]))}: "
+                                   "start + duration_s / speed overflows")
+    bad_energy = ~np.isfinite(result.step_energy_j) & prob.has[result.assignment]
+    if bad_energy.any():
+        s, c = (int(v[0]) for v in np.nonzero(bad_energy))
+        raise SimulationInputError(
+            f"result is not finite: {COMPONENTS[c]} energy of {step(s)}: "
+            "duration_s / speed × demand × cost × pue overflows")
+    for name, idle in result.idle_energy_j.items():
+        if not np.isfinite(idle):
+            raise SimulationInputError(f"result is not finite: idle energy of instance "
+                                       f"{name!r}: idle_power_w × pue × makespan overflows")
+    if not np.isfinite(result.energy_j):
+        raise SimulationInputError("result is not finite: total energy (the sum over steps "
+                                   "and idle) overflows")
+    emitted = result.instance_emissions_g
+    bad = np.flatnonzero(result.used & np.isfinite(prob.intensity) & ~np.isfinite(emitted))
+    if bad.size:
+        raise SimulationInputError(
+            f"result is not finite: emissions of instance {prob.env.instances[bad[0]].name!r}: "
+            "energy × intensity_g_per_kwh overflows")
+    if np.isfinite(prob.intensity[result.used]).all() and not np.isfinite(result.emissions_g):
+        raise SimulationInputError("result is not finite: total emissions overflow")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core._atomic import write_text_atomic
-from ..core.units import COMPONENTS, short_label
+from ..core.units import COMPONENTS, number, short_label
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -100,9 +101,10 @@ def _table(data: ReportData) -> str:
     rows = []
     for task, row in table.iterrows():
         cells = [f'<span title="{escape(str(task)[:2000])}">{escape(short_label(str(task)))}</span>']
-        cells += [_num(row[f"{c}_j"]) for c in comps]
-        cells += [_num(row["total_j"]), *([_num(row["self_j"])] if nested else []),
-                  _num(row.get("duration_s", float("nan"))),
+        cells += [number(row[f"{c}_j"], nan="—") for c in comps]
+        cells += [number(row["total_j"], nan="—"),
+                  *([number(row["self_j"], nan="—")] if nested else []),
+                  number(row.get("duration_s", float("nan")), nan="—"),
                   str(int(row.get("runs", 0))), escape(str(row.get("method", "")))]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return ("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head)
@@ -114,10 +116,6 @@ def total_energy_j(cube: xr.Dataset) -> float:
     are not counted twice), or of ``energy`` for a cube without nesting information."""
     name = "self_energy" if "self_energy" in cube else "energy"
     return float(cube[name].sum(skipna=True))
-
-
-def _num(value: float) -> str:
-    return "—" if value != value else f"{value:.4g}"
 
 
 def _methods(data: ReportData) -> str:
@@ -146,7 +144,7 @@ height:auto}.meta{color:#666;font-size:.85em}"""
 
 
 def render(data: ReportData, *, title: str, source: str, statuses: list[Any] | None = None,
-           note: str | None = None) -> str:
+           note: str | None = None, notes: Sequence[str] = ()) -> str:
     """The report as one HTML string (no external resources)."""
     total = total_energy_j(data.cube)
     runs = int(data.cube.runs.sum()) if "runs" in data.cube else 0
@@ -156,6 +154,9 @@ def render(data: ReportData, *, title: str, source: str, statuses: list[Any] | N
              f"total {total:.4g} J</p>"]
     if note:
         parts.append(f'<p class="note">{escape(note)}</p>')
+    if notes:  # what the notebook asked (cells interrupted, unmeasured, lines not shown)
+        items = "".join(f"<li>{escape(n)}</li>" for n in notes)
+        parts.append(f'<ul class="note" id="notes">{items}</ul>')
     parts += ["<h2>How to read this report</h2>", HOW_TO_READ, "<h2>Energy per task</h2>"]
     for kind in ("tasks", "timeline", "instances"):
         if kind == "timeline" and data.timeline is None:

@@ -155,3 +155,23 @@ def test_form_reflows_in_a_narrow_notebook():
     for text in calc._inputs.values():
         assert text.layout.width == "100%" and text.layout.min_width == "0"
     assert calc.chart.layout.max_width == "100%"
+
+
+def test_an_overflowing_total_is_shown_not_hidden():
+    """Every field valid, their total beyond the float range: the form says why."""
+    calc = nn_calculator()
+    calc.set(training__hardware_power_w="1e300", training__intensity_g_per_kwh="1e300")
+    assert calc.result is None and set(calc.errors) == {"form"}
+    assert "result is not finite" in calc.errors["form"]
+    assert "result is not finite" in calc.total.value and "fix the" not in calc.total.value
+    calc.set(training__hardware_power_w="330", training__intensity_g_per_kwh="429")
+    assert calc.result is not None
+
+
+def test_sweep_with_the_swept_field_invalid_still_sweeps():
+    vals = gpt3()
+    vals["training"]["pue"] = "0.5"
+    totals = sweep(vals, "training", "pue", [1.0, 2.0])
+    assert totals[1] == pytest.approx(2 * totals[0])
+    vals["training"]["hours"] = "soon"
+    assert all(t != t for t in sweep(vals, "training", "pue", [1.0, 2.0]))

@@ -213,3 +213,56 @@ def test_measure_counts_blocks_nested_in_cells_once(tmp_path, estimate_only, cap
     assert out.cells[1].metadata["energykernel"]["task"] == "cell-1"
     text = " ".join(parse_html(tmp_path / "nested.energy.html").text)
     assert f"total {cells_j:.4g} J" in text and "self (J)" in text
+
+
+def _alias(tmp_path: Path, target: Path, name: str, how: str) -> str:
+    """A second name for ``target``: a symlink, a hard link or a relative path."""
+    link = tmp_path / name
+    if how == "symlink":
+        link.symlink_to(target)
+    elif how == "hardlink":
+        import os
+
+        os.link(target, link)
+    else:
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        return str(tmp_path / "sub" / ".." / target.name)
+    return str(link)
+
+
+@pytest.mark.parametrize(("option", "how"), [
+    ("-o", "symlink"), ("-o", "hardlink"), ("-o", "relative"), ("--dataset", "symlink"),
+    ("--dataset", "hardlink"), ("--report", "symlink"), ("--report", "hardlink")])
+def test_measure_never_writes_over_its_notebook(tmp_path, capsys, option, how):
+    """One shared path check (energykernel.cli._paths): every output, every alias."""
+    good = write_nb(tmp_path / "good.ipynb", "x = 1")
+    suffix = {"-o": ".ipynb", "--dataset": ".nc", "--report": ".html"}[option]
+    target = _alias(tmp_path, good, f"alias{suffix}", how)
+    original, before = good.read_bytes(), set(tmp_path.rglob("*"))
+    assert main(["measure", str(good), option, target, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("energykernel: error:") and err.count("\n") == 1, err
+    assert "would overwrite the input" in err and str(good) in err
+    assert good.read_bytes() == original and _no_new_files(tmp_path, before)
+
+
+@pytest.mark.parametrize("how", ["symlink", "hardlink"])
+def test_report_never_writes_over_its_dataset(tmp_path, capsys, how):
+    source = tmp_path / "runs.nc"
+    source.write_bytes(b"kept as is")
+    target = _alias(tmp_path, source, "alias.html", how)
+    assert main(["report", str(source), "-o", target]) == 2
+    err = capsys.readouterr().err
+    assert "would overwrite the input" in err and err.count("\n") == 1, err
+    assert source.read_bytes() == b"kept as is"
+
+
+def test_every_cli_uses_the_one_path_check():
+    import importlib
+
+    from energykernel.cli import _paths, simulate
+
+    main_mod = importlib.import_module("energykernel.cli.main")
+
+    assert main_mod.output_file is _paths.output_file is simulate.output_file
+    assert main_mod.CliError is _paths.CliError is simulate.CliError

@@ -1,11 +1,12 @@
 """``nn_calculator()``: an ipywidgets view over :func:`energykernel.carbon.nn_total`.
 
-All numbers come from the pure functions :func:`compute`, :func:`sweep_points` and
-:func:`sweep`, testable without a browser; the widget only reads fields, shows errors next
-to them and draws. Charts are drawn with :class:`matplotlib.figure.Figure` (no pyplot)
-into an ``ipywidgets.Image``; updates are debounced and serialised by a lock, so the last
-state wins even when the kernel handles two widget messages at once. The form reflows
-(flex-wrap) in a narrow notebook.
+Numbers come from the carbon package (:func:`energykernel.carbon.nn_total`, the sweep of
+:mod:`energykernel.carbon.sweep`) and the charts from :mod:`energykernel.viz.carbon`
+(:class:`matplotlib.figure.Figure`, no pyplot) into an ``ipywidgets.Image``; this module only
+reads fields (:func:`compute`, :func:`sweep_points`, :func:`sweep`: testable without a
+browser), shows errors next to them and lays the form out. Updates are debounced and
+serialised by a lock, so the last state wins even when the kernel handles two widget
+messages at once. The form reflows (flex-wrap) in a narrow notebook.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from energykernel.carbon import NNBreakdown, check_parameter, intensity, nn_total, regions
+from energykernel.carbon import NNBreakdown, check_number, intensity, nn_total, regions
+from energykernel.carbon.sweep import sweep_points as _sweep_points
+from energykernel.carbon.sweep import sweep_totals
+from energykernel.viz.carbon import nn_description as chart_description
+from energykernel.viz.carbon import nn_figure
 from energykernel.viz.plot import figure_png
 
 from ._common import Debouncer, caption_html, chart_image, error_html
@@ -63,53 +68,54 @@ def _read(text: Any) -> Any:
         return text
 
 
-def compute(values: Mapping[str, Mapping[str, Any]]) -> tuple[NNBreakdown | None, dict[str, str]]:
-    """Breakdown for ``values`` (phase -> field -> value) and errors keyed ``phase.field``.
-
-    Each field is checked by :func:`energykernel.carbon.check_parameter`, the calculators'
-    own check, so a label says what their ``ValueError`` would.
-    """
+def _numbers(values: Mapping[str, Mapping[str, Any]]
+             ) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """Each field's number, checked by :func:`energykernel.carbon.check_number` (the
+    calculators' own check, so a label says what their ``ValueError`` would), and errors
+    keyed ``phase.field``."""
     errors: dict[str, str] = {}
     kw: dict[str, dict[str, float]] = {p: {} for p in FIELDS}
     for phase, fields in FIELDS.items():
         for f in fields:
             try:
-                kw[phase][f] = float(check_parameter(f, _read(values.get(phase, {}).get(f))))
+                kw[phase][f] = check_number(f, _read(values.get(phase, {}).get(f)))
             except (TypeError, ValueError) as exc:
                 errors[f"{phase}.{f}"] = str(exc)
+    return kw, errors
+
+
+def compute(values: Mapping[str, Mapping[str, Any]]) -> tuple[NNBreakdown | None, dict[str, str]]:
+    """Breakdown for ``values`` (phase -> field -> value) and errors keyed ``phase.field``
+    (``form`` for an error of the whole form, e.g. a total that overflows)."""
+    kw, errors = _numbers(values)
     if errors:
         return None, errors
     try:
         return nn_total(**kw), {}
-    except (TypeError, ValueError) as exc:  # pragma: no cover - checked above
+    except (TypeError, ValueError) as exc:
         return None, {"form": str(exc)}
 
 
 def sweep_points(values: Mapping[str, Mapping[str, Any]], phase: str, field: str,
                  n: int = 11) -> list[float]:
-    """The x values of the sweep plot: PUE 1.0–2.0; otherwise 0 to twice the current value
-    (0–1000 for an intensity, 0–100 for anything else, when the current value is 0)."""
-    if field == "pue":
-        return [1.0 + k / (n - 1) for k in range(n)]
+    """The x values of the sweep plot from the field's current text
+    (:func:`energykernel.carbon.sweep.sweep_points`)."""
     try:
         current = float(values[phase][field])
     except (KeyError, TypeError, ValueError):
-        current = float("nan")
-    if not (math.isfinite(current) and current > 0):
-        current = 500.0 if field == "intensity_g_per_kwh" else 50.0
-    return [2 * current * k / (n - 1) for k in range(n)]
+        current = math.nan
+    return _sweep_points(field, current, n)
 
 
 def sweep(values: Mapping[str, Mapping[str, Any]], phase: str, field: str,
           points: list[float]) -> list[float]:
-    """Total gCO2e for each value of ``phase.field`` in ``points`` (others fixed)."""
-    out = []
-    for p in points:
-        changed = {k: dict(v) for k, v in values.items()}
-        changed[phase][field] = p
-        result, _ = compute(changed)
-        out.append(float("nan") if result is None else float(result.total_g))
-    return out
+    """Total gCO2e for each value of ``phase.field`` in ``points`` (the other fields as
+    given; all NaN while one of them is invalid)."""
+    kw, errors = _numbers(values)
+    errors.pop(f"{phase}.{field}", None)  # the swept field takes the points
+    if errors:
+        return [math.nan] * len(points)
+    return sweep_totals(kw, phase, field, points)
 
 
 def total_html(r: NNBreakdown) -> str:
@@ -118,41 +124,6 @@ def total_html(r: NNBreakdown) -> str:
             f"{r.embodied_g / 1e6:,.3f} t, training {r.training_g / 1e6:,.3f} t"
             f" ({r.training_kwh / 1e3:,.1f} MWh), inference "
             f"{r.inference_g / 1e6:,.3f} t ({r.inference_kwh / 1e3:,.1f} MWh)")
-
-
-def chart_figure(r: NNBreakdown, sweep_label: str, points: list[float],
-                 totals: list[float], current: float | None = None) -> Any:
-    """Breakdown bars (embodied, training, inference) and the sweep plot, as a Figure."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.2))
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.17, top=0.9, wspace=0.28)
-    ax1, ax2 = fig.subplots(1, 2)
-    parts = {"embodied": r.embodied_g, "training": r.training_g, "inference": r.inference_g}
-    vals = [float(v) / 1e6 for v in parts.values()]
-    ax1.bar(list(parts), vals, color=["#8172b3", "#dd8452", "#4c72b0"])
-    top = max(vals) if max(vals) > 0 else 1.0
-    for k, v in enumerate(vals):
-        ax1.text(k, v + 0.01 * top, f"{v:,.3f}", ha="center", va="bottom", fontsize="small")
-    ax1.set_ylim(0, top * 1.15)
-    ax1.set_ylabel("tCO2e")
-    ax1.set_title(f"breakdown: total {float(r.total_g) / 1e6:,.3f} tCO2e", fontsize="medium",
-                  y=1.0, pad=4)  # a fixed title position skips a layout pass
-    ax2.plot(points, [t / 1e6 for t in totals], marker="o", markersize=3)
-    if current is not None and math.isfinite(current):
-        ax2.axvline(current, color="0.5", linestyle=":", linewidth=1)
-        ax2.plot([current], [float(r.total_g) / 1e6], "o", color="black", markersize=5)
-    ax2.set_xlabel(sweep_label)
-    ax2.set_ylabel("total tCO2e")
-    ax2.set_title(f"total vs {sweep_label}", fontsize="medium", y=1.0, pad=4)
-    return fig
-
-
-def chart_description(r: NNBreakdown, sweep_label: str) -> str:
-    """Text equivalent of the charts (their caption), with the numbers as drawn."""
-    return (f"Breakdown: embodied {r.embodied_g / 1e6:,.3f} t, training "
-            f"{r.training_g / 1e6:,.3f} t, inference {r.inference_g / 1e6:,.3f} t; "
-            f"total vs {sweep_label}")
 
 
 class NNCalculator:
@@ -293,7 +264,8 @@ class NNCalculator:
             region = self._region_errors.get(phase) if key.endswith(".intensity_g_per_kwh") else ""
             label.value = error_html(errors.get(key) or region)
         if result is None:
-            self.total.value = "<i>fix the highlighted fields</i>"
+            self.total.value = (error_html(errors["form"]) if "form" in errors
+                                else "<i>fix the highlighted fields</i>")
             return
         self.total.value = total_html(result)
         self._draw(result, vals)
@@ -303,8 +275,8 @@ class NNCalculator:
         points = sweep_points(vals, phase, field)
         totals = sweep(vals, phase, field, points)
         try:
-            png = figure_png(chart_figure(r, self.sweep.value, points, totals,
-                                          float(vals[phase][field])), dpi=96, tight=False,
+            png = figure_png(nn_figure(r, self.sweep.value, points, totals,
+                                       float(vals[phase][field])), dpi=96, tight=False,
                              compress_level=1)
         except ImportError:  # pragma: no cover - matplotlib is optional
             return

@@ -27,6 +27,7 @@ from .config import settings
 from .units import COMPONENTS
 
 _window_keys = itertools.count(1)
+_told: set[str] = set()  # counters whose unreadable-but-present warning was given
 
 
 def new_window_key() -> int:
@@ -99,6 +100,16 @@ class Engine:
                     warnings.warn(
                         f"energykernel: backend {name!r} was asked for but is unavailable: "
                         f"{status.reason}",
+                        RuntimeWarning,
+                        stacklevel=4,
+                    )
+                elif status.reason.startswith("permission denied") and name not in _told:
+                    # The counters exist but this user may not read them: say so once, with
+                    # the fix, rather than only labelling the figures "estimate".
+                    _told.add(name)
+                    warnings.warn(
+                        f"energykernel: {name} counters are present but not readable, so "
+                        f"the figures are estimates: {status.reason}",
                         RuntimeWarning,
                         stacklevel=4,
                     )

@@ -176,3 +176,28 @@ def test_bad_sample_interval_in_the_environment_names_it(monkeypatch, raw):
 def test_measure_arguments_are_checked_at_the_door(estimate_only, kwargs, name):
     with pytest.raises((TypeError, ValueError), match=name):
         ek.measure(**kwargs)
+
+
+def test_present_but_unreadable_counters_are_told_once(monkeypatch, tmp_path):
+    """Default selection with a root-only RAPL tree: the first window warns with the fix
+    (and the security caveat); the figures are labelled estimates."""
+    from energykernel.core import config, engine
+    from energykernel.counters.base import BackendStatus
+    from energykernel.counters.rapl import RaplBackend, permission_reason
+
+    monkeypatch.delenv("ENERGYKERNEL_BACKENDS", raising=False)
+    monkeypatch.setattr(engine, "_told", set())
+    reason = permission_reason("/sys/class/powercap/intel-rapl:0/energy_uj")
+    monkeypatch.setattr(RaplBackend, "probe", lambda self: BackendStatus("rapl", False, reason))
+    config.reset_settings()
+    told = pytest.warns(RuntimeWarning, match=r"rapl counters are present but not readable.*CVE")
+    with told, ek.measure("t") as m:
+        pass
+    assert m.result.method["cpu"] == "estimate"
+    ek.configure(sample_interval_s=0.5)  # a new engine: not told again
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with ek.measure("u"):
+            pass

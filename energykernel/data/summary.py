@@ -10,7 +10,8 @@ from ..core.units import COMPONENTS
 
 def summary_table(ds: xr.Dataset, by: str = "task"):
     """Energy (J) per ``by`` × component, plus total (J), self (J: the total less runs
-    nested inside, so the column sums to each joule once), duration (s), runs and methods.
+    nested inside, so the column sums to each joule once), the total's bounds ``lo_j`` /
+    ``hi_j`` and ``active_j`` (NaN where unknown), duration (s), runs and methods.
 
     Works on the cube (dims task, instance, component) and on the runs Dataset (dim run).
     Components never measured are left out; rows are sorted by total energy, largest first.
@@ -26,6 +27,10 @@ def summary_table(ds: xr.Dataset, by: str = "task"):
     others = [d for d in ("task", "instance") if d != by and d in ds.dims]
     energy = ds.energy.sum(others, skipna=True, min_count=1)
     own = ds.self_energy.sum(others, skipna=True, min_count=1) if "self_energy" in ds else energy
+    # bounds and active energy are unknown (NaN) for a cell with any run without them
+    measured = ds.energy.notnull()
+    extra = {name: ds[var].where(measured, 0.0).sum(others, skipna=False) for name, var in (
+        ("lo_j", "energy_lo"), ("hi_j", "energy_hi"), ("active_j", "active_energy")) if var in ds}
     duration = ds.duration.sum(others) if "duration" in ds else None
     runs = ds.runs.sum(others) if "runs" in ds else None
     methods = {
@@ -45,6 +50,8 @@ def summary_table(ds: xr.Dataset, by: str = "task"):
             row[f"{comp}_j"] = float(energy.sel({by: key, "component": comp}))
         row["total_j"] = float(np.nansum([row[f"{c}_j"] for c in present])) if present else 0.0
         row["self_j"] = float(np.nansum(own.sel({by: key}).values)) if present else 0.0
+        for name, values in extra.items():  # NaN where unknown for a measured component
+            row[name] = float(values.sel({by: key}).sum(skipna=False)) if present else np.nan
         if duration is not None:
             row["duration_s"] = float(duration.sel({by: key}))
         if runs is not None:

@@ -179,6 +179,7 @@ def _stacked(ax: Axes, cube: xr.Dataset, by: str, title: str | None = None) -> N
                    hatch=HATCH.get(kind), edgecolor="white", linewidth=0.6,
                    label=comp if j == 0 else None)
         bottom += values[:, k] / factor
+    _whiskers(ax, cube, by, other, x, factor)
     # Label only bars tall enough to read; small ones would collide with their neighbours.
     tallest = float(np.nanmax(bottom)) if len(bottom) else 0.0
     for j, total in enumerate(bottom):
@@ -194,6 +195,31 @@ def _stacked(ax: Axes, cube: xr.Dataset, by: str, title: str | None = None) -> N
     _legend(ax, kinds_seen)
     _tidy(ax)
     ax.set_ylim(0, max(float(bottom.max()) if len(bottom) else 1.0, 1e-12) * 1.12)
+
+
+def _whiskers(ax: Axes, cube: xr.Dataset, by: str, other: str, x: np.ndarray,
+              factor: float) -> None:
+    """Each bar's interval (the sums of ``energy_lo`` and ``energy_hi``) as a whisker,
+    where every run of the bar has bounds."""
+    if "energy_lo" not in cube or "energy_hi" not in cube:
+        return
+    measured_cells = cube.energy.notnull()  # unmeasured cells add nothing; NaN ones spoil
+    lo = cube.energy_lo.where(measured_cells, 0.0).sum([other, "component"], skipna=False)
+    hi = cube.energy_hi.where(measured_cells, 0.0).sum([other, "component"], skipna=False)
+    lo, hi = lo.transpose(by).values, hi.transpose(by).values
+    measured = cube.energy.notnull().sum([other, "component"]).transpose(by).values > 0
+    # a NaN sum means some component of the bar has no bounds: no whisker
+    known = measured & np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    if not known.any():
+        return
+    total = np.nansum(cube.energy.sum(other, skipna=True).transpose(by, "component").values,
+                      axis=1)
+    ax.errorbar(x[known], total[known] / factor,
+                # (an estimate below resolution can read above its own cap: clip at 0)
+                yerr=[np.clip(total - lo, 0, None)[known] / factor,
+                      np.clip(hi - total, 0, None)[known] / factor],
+                fmt="none", ecolor="#333", elinewidth=0.9, capsize=3, zorder=3,
+                label="interval")
 
 
 def _legend(ax: Axes, kinds: set[str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core._atomic import write_text_atomic
-from ..core.units import COMPONENTS, number, short_label
+from ..core.units import COMPONENTS, number, short_label, si_interval
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -96,14 +96,18 @@ def _table(data: ReportData) -> str:
         return "<p>No runs.</p>"
     comps = [c for c in COMPONENTS if f"{c}_j" in table.columns]
     nested = bool((table["self_j"] < table["total_j"] - 1e-12).any())
+    active = "active_j" in table and bool(table["active_j"].notna().any())
     head = ["task", *[f"{c} (J)" for c in comps], "total (J)",
-            *(["self (J)"] if nested else []), "duration (s)", "runs", "method"]
+            *(["self (J)"] if nested else []), *(["active (J)"] if active else []),
+            "duration (s)", "runs", "method"]
     rows = []
     for task, row in table.iterrows():
         cells = [f'<span title="{escape(str(task)[:2000])}">{escape(short_label(str(task)))}</span>']
         cells += [number(row[f"{c}_j"], nan="—") for c in comps]
-        cells += [number(row["total_j"], nan="—"),
+        cells += [escape(si_interval(row["total_j"], row.get("lo_j", float("nan")),
+                                     row.get("hi_j", float("nan")), "J")),
                   *([number(row["self_j"], nan="—")] if nested else []),
+                  *([number(row["active_j"], nan="—")] if active else []),
                   number(row.get("duration_s", float("nan")), nan="—"),
                   str(int(row.get("runs", 0))), escape(str(row.get("method", "")))]
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")

@@ -161,3 +161,26 @@ def test_huge_labels_are_shortened_in_figures_and_tables(estimate_only, tmp_path
     html = render(ReportData(cube(records)), title="x", source="x")
     assert short_label(huge) in html and len(html) < 200_000  # no label is drawn whole
     assert short_label("abc") == "abc" and len(short_label("x" * 100)) == 48
+
+
+def test_bounds_and_active_energy_reach_the_table_report_and_bars(estimate_only):
+    """The interval of each total (whiskers on the bars, ≈/</± in the report) and the
+    active energy column appear once the runs carry them."""
+    from energykernel.data.schema import cube
+    from energykernel.viz.plot import plot
+    from energykernel.viz.report import ReportData, render
+
+    runs = []
+    for task, cpu in (("fit", 10.0), ("tiny", 0.01)):
+        r = record(task, cpu=cpu)
+        r["energy_bounds_j"] = {c: [e * 0.9, e * 1.1] if task == "fit" else [0.0, e + 0.05]
+                                for c, e in r["energy_j"].items()}
+        r["active_energy_j"] = {c: e / 2 for c, e in r["energy_j"].items()}
+        runs.append(r)
+    table = cube(runs).ek.summary()
+    assert table.loc["fit", "lo_j"] == pytest.approx(0.9 * table.loc["fit", "total_j"])
+    assert table.loc["fit", "active_j"] == pytest.approx(table.loc["fit", "total_j"] / 2)
+    html = render(ReportData(cube(runs)), title="x", source="x")
+    assert "active (J)" in html and "≈ " in html and "&lt; " in html
+    fig = plot(cube(runs))
+    assert any(c.get_label() == "interval" for c in fig.axes[0].containers)

@@ -9,7 +9,8 @@ from . import summary as _summary
 
 @xr.register_dataset_accessor("ek")
 class EnergyAccessor:
-    """``ds.ek.summary()``, ``ds.ek.carbon(...)``, ``ds.ek.plot(...)``, ``ds.ek.to_if_manifest(...)``."""
+    """``ds.ek.summary()``, ``carbon(...)``, ``plot(...)``, ``compare(other)``,
+    ``to_if_manifest(...)``."""
 
     def __init__(self, ds: xr.Dataset) -> None:
         self._ds = ds
@@ -30,6 +31,12 @@ class EnergyAccessor:
         from ..viz.plot import plot
 
         return plot(self._ds, kind=kind, **kwargs)
+
+    def compare(self, other: xr.Dataset) -> xr.Dataset:
+        """``other`` against this one, per task: energy of both, delta, ratio, changed."""
+        from .compare import compare
+
+        return compare(self._ds, other)
 
     def to_if_manifest(self, path, **kwargs):
         """Write an Impact Framework manifest that recomputes these numbers."""

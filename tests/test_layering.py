@@ -2,8 +2,8 @@
 
 ``energykernel``, ``energykernel.core``, ``energykernel.counters``, ``energykernel.sim`` and
 ``energykernel.carbon`` must import, and a block must be measured, without loading IPython,
-ipywidgets, matplotlib, xarray or pandas (they are imported on demand, e.g. for a Dataset or
-a plot). Each check runs in a fresh interpreter, so what this test session already imported
+ipywidgets, matplotlib, xarray, pandas, torch or dask (they are imported on demand, e.g.
+for a Dataset, a plot or an integration). Each check runs in a fresh interpreter, so what this test session already imported
 does not hide a violation. Modules are found with ``pkgutil.walk_packages``: a new module in
 ``core`` or ``counters`` is covered without editing this file.
 """
@@ -21,7 +21,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("IPython", "ipywidgets", "matplotlib", "xarray", "pandas")
+HEAVY = ("IPython", "ipywidgets", "matplotlib", "xarray", "pandas", "torch", "dask")
 # Packages whose every module (found by walk_packages) must import light.
 LIGHT_TREES = ("energykernel.core", "energykernel.counters")
 # Modules that must import light themselves (their submodules may load heavy libraries).

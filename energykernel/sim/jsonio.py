@@ -3,7 +3,11 @@
 Instances: ``{"instances": [{"name", "speed", "idle_power_w", "pue", "intensity_g_per_kwh",
 "resources": {"cpu": {"capacity", "cost"}, ...}}]}``; only ``name`` and ``resources`` are
 required. Tasks: ``{"tasks": [{"name", "duration_s", "demand": {...}}]}``; ``demand`` may be
-omitted. Unknown fields are rejected (a typo must not be silently ignored).
+omitted. Unknown fields are rejected (a typo must not be silently ignored), and so is a key
+given twice in one object (JSON parsers keep the last silently), at any level. Numbers must
+lie within the field bounds of :func:`.model._number` (finite, at most 1e15): one beyond the
+float range (``1e400``, a 5000-digit integer) is out of range like any other, never a
+traceback; nesting too deep for the parser is an error naming the file.
 """
 
 from __future__ import annotations
@@ -64,12 +68,13 @@ class _Object(dict):
     duplicates: list[str]
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _object(pairs: list[tuple[str, Any]], marked_any: list[bool]) -> dict[str, Any]:
     """``object_pairs_hook``: a dict, marked when a key repeats (found after parsing, where
-    the entry and field can be named)."""
+    the entry and field can be named); ``marked_any`` gets an entry when one is."""
     obj = dict(pairs)
     if len(obj) == len(pairs):
         return obj
+    marked_any.append(True)
     marked = _Object(obj)
     seen: set[str] = set()
     marked.duplicates = []
@@ -125,16 +130,17 @@ def _read(path: str | os.PathLike, key: str) -> list[Any]:
         raise SimulationInputError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SimulationInputError(f"{p}: cannot read ({exc})") from None
+    marked_any: list[bool] = []
     try:
-        data = json.loads(text, object_pairs_hook=_object, parse_int=_parse_int,
-                          parse_float=_parse_float)
+        data = json.loads(text, object_pairs_hook=lambda pairs: _object(pairs, marked_any),
+                          parse_int=_parse_int, parse_float=_parse_float)
     except json.JSONDecodeError as exc:
         raise SimulationInputError(
             f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except RecursionError:
         raise SimulationInputError(
             f"{p}: not a {key} file: arrays or objects nested too deeply") from None
-    found = _first_duplicate(data)
+    found = _first_duplicate(data) if marked_any else None
     if found is not None:
         raise _duplicate_error(p, key, data, *found)
     if not isinstance(data, dict) or key not in data:

@@ -66,8 +66,9 @@ def _number(value: Any, what: str, *, minimum: float = 0.0, strict: bool = False
     if math.isnan(x):
         raise SimulationInputError(f"{what}: must be a finite number, got {short_repr(value)}")
     if x > maximum or x == math.inf:
+        bound = f" and ≤ {maximum:g}" if maximum < math.inf else ""
         raise SimulationInputError(
-            f"{what}: out of range: must be finite and ≤ {maximum:g}, got {short_repr(value)}")
+            f"{what}: out of range: must be finite{bound}, got {short_repr(value)}")
     if x < minimum or (strict and x == minimum):
         rel = ">" if strict else "≥"
         raise SimulationInputError(f"{what}: must be {rel} {minimum:g}, got {short_repr(value)}")

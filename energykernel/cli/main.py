@@ -1,4 +1,5 @@
-"""The ``energykernel`` command: ``measure``, ``report``, ``backends``, ``simulate``.
+"""The ``energykernel`` command: ``measure``, ``report``, ``backends``, ``simulate``,
+``compare``.
 
 Exit codes: 0 done; 1 the notebook stopped at a failing cell (everything measured up to
 it is still written); 2 bad arguments, paths or files (nothing is written).
@@ -36,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("backends", help="what can be read on this machine, and why not")
     sub.add_parser("simulate", help="simulate a workflow on compute instances "
                    "(energykernel simulate --help)", add_help=False)
+    sub.add_parser("compare", help="what changed between two datasets "
+                   "(energykernel compare --help)", add_help=False)
     return p
 
 
@@ -46,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .simulate import simulate_main
 
         return int(simulate_main(argv[1:]) or 0)
+    if argv and argv[0] == "compare":
+        from .compare import compare_main
+
+        return compare_main(argv[1:])
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)

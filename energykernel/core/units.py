@@ -6,7 +6,7 @@ from __future__ import annotations
 COMPONENTS: tuple[str, ...] = ("cpu", "gpu", "ram", "storage")
 
 #: The values ``Measurement.method`` may take.
-METHODS: tuple[str, ...] = ("rapl", "pyrapl", "nvml", "estimate", "simulated")
+METHODS: tuple[str, ...] = ("rapl", "pyrapl", "nvml", "estimate", "simulated", "hwmon", "amdsmi")
 
 #: Joules in one kilowatt-hour.
 J_PER_KWH = 3.6e6

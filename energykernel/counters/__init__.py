@@ -1,7 +1,9 @@
 """Counter backends: one module each, behind :class:`~energykernel.counters.base.Backend`.
 
 ``rapl`` (Linux powercap), ``pyrapl`` (the pyRAPL package), ``nvml`` (NVIDIA GPUs through
-nvidia-ml-py) read hardware counters; ``estimate`` covers what no counter does, and says so.
+nvidia-ml-py), ``amdsmi`` (AMD GPUs through ROCm's amdsmi) and ``hwmon`` (the power meters
+of NVIDIA Grace / Grace Hopper nodes) read hardware counters; ``estimate`` covers what no
+counter does, and says so.
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ KNOWN_BACKENDS: dict[str, str] = {
     "rapl": "energykernel.counters.rapl:RaplBackend",
     "pyrapl": "energykernel.counters.pyrapl:PyRaplBackend",
     "nvml": "energykernel.counters.nvml:NvmlBackend",
+    "amdsmi": "energykernel.counters.amdsmi:AmdSmiBackend",
+    "hwmon": "energykernel.counters.hwmon:HwmonBackend",
     "estimate": "energykernel.counters.estimate:EstimateBackend",
 }
 
 #: Counter backends tried when none are configured (pyrapl reads the same domains as
-#: rapl, so it is used only when asked for by name).
-DEFAULT_COUNTERS: tuple[str, ...] = ("rapl", "nvml")
+#: rapl, so it is used only when asked for by name). Each component goes to the first
+#: that covers it: ``hwmon`` comes after ``nvml`` so that on a Grace Hopper node NVML
+#: gives ``gpu`` (per GPU) and the Grace meters give ``cpu`` and ``ram`` — one backend
+#: per figure.
+DEFAULT_COUNTERS: tuple[str, ...] = ("rapl", "nvml", "amdsmi", "hwmon")
 
 
 def create(name: str) -> Backend:

@@ -11,22 +11,35 @@ becomes a status reason, never a crash.
 ``CUDA_VISIBLE_DEVICES`` indices are taken as NVML (PCI bus) indices, which is what CUDA
 uses with ``CUDA_DEVICE_ORDER=PCI_BUS_ID``; CUDA's default order (fastest first) only
 differs on hosts that mix GPU models — use UUIDs there.
+
+MIG: an entry naming a MIG device (``MIG-<uuid>``, or the older ``MIG-GPU-<uuid>/<gi>/<ci>``)
+is mapped to its parent GPU (``nvmlDeviceGetHandleByUUID``, ``nvmlDeviceIsMigDeviceHandle``,
+``nvmlDeviceGetDeviceHandleFromMigDeviceHandle``). NVML gives energy and power per
+*physical* GPU only, so the device is the whole GPU — the work of every MIG instance on
+it, this process's or not — and several MIG devices of one GPU count it once;
+``meta["mig_devices"]`` lists them and the status says so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
+import re
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from .base import Backend, BackendStatus, BackendUnavailable, BoundTerms, Device
+from ._gpulib import GpuLibraryBackend, LibGpu
+from ._integrate import POWER_POLL_S, PowerIntegral
+from .base import BackendUnavailable, Device
+
+__all__ = ["POWER_POLL_S", "NvmlBackend", "nvml_reason"]
 
 NOT_INSTALLED = "nvidia-ml-py is not installed: pip install 'energykernel[gpu]'"
-#: Read interval asked for while any GPU is measured by power integration (s).
-POWER_POLL_S = 0.2
+#: The scope of a GPU that MIG devices were mapped to (status and ``meta["scope"]``).
+MIG_SCOPE = ("energy is per physical GPU: the whole GPU, every MIG instance on it "
+             "(this process's or not), counted once")
+_MIG_OLD_RE = re.compile(r"^MIG-(GPU-[0-9A-Fa-f-]+)/(\d+)/(\d+)$")
 #: NVML's total-energy counter: mJ, refreshed about every 100 ms (Yang, Adamek and
 #: Armour 2023, "Accurate and Convenient Energy Measurements for GPUs", arXiv 2312.02741).
 ENERGY_UNIT_J = 1e-3
@@ -48,20 +61,21 @@ _NOT_SUPPORTED = 3
 
 
 @dataclass
-class _Gpu:
-    name: str
-    handle: Any
-    counter: bool  # True: energy counter, False: power integration
-    last_mj: float  # last raw energy (mJ) or last power (mW)
-    last_t: float
-    total_mj: float = 0.0
+class _Gpu(LibGpu):
+    last_mj: float = 0.0  # last raw energy counter (mJ)
+    total_mj: float = 0.0  # energy counter since open (mJ)
 
 
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def nvml_reason(nv: ModuleType, exc: Exception) -> str:
+def _flag(value: Any) -> bool:
+    """A pynvml boolean: ``nvmlDeviceIsMigDeviceHandle`` returns a ``c_uint``, not an int."""
+    return bool(getattr(value, "value", value))
+
+
+def nvml_reason(nv: ModuleType, exc: BaseException) -> str:
     """A readable reason for an NVML failure."""
     value = getattr(exc, "value", None)
     if value in _REASONS:
@@ -69,33 +83,56 @@ def nvml_reason(nv: ModuleType, exc: Exception) -> str:
     return f"NVML error: {exc} (code {value})" if value is not None else f"NVML failed: {exc!r}"
 
 
-class NvmlBackend(Backend):
+class NvmlBackend(GpuLibraryBackend):
     """Cumulative energy of each visible NVIDIA GPU."""
 
     name = "nvml"
     method = "nvml"
+    library = "NVML"
+    visibility_vars = ("CUDA_VISIBLE_DEVICES",)
+    energy_update_s = ENERGY_UPDATE_S
+    unknown_power_w = UNKNOWN_GPU_POWER_W
 
     def __init__(self) -> None:
         super().__init__()
-        self._clock = time.monotonic
-        self._nv: ModuleType | None = None
-        self._gpus: list[_Gpu] = []
-        self.notes: list[str] = []
+        #: NVML index of a GPU → the MIG devices of ``CUDA_VISIBLE_DEVICES`` mapped to it.
+        self._mig: dict[int, list[str]] = {}
 
-    # -- discovery -----------------------------------------------------------------
-    @staticmethod
-    def _import() -> ModuleType:
+    # -- the library -----------------------------------------------------------------
+    def _import(self) -> ModuleType:
         try:
             import pynvml
         except ImportError:
             raise BackendUnavailable(NOT_INSTALLED) from None
         return pynvml
 
+    def _start(self, lib: ModuleType) -> None:
+        lib.nvmlInit()
+
+    def _stop(self, lib: ModuleType) -> None:
+        lib.nvmlShutdown()
+
+    def _reason(self, lib: ModuleType, exc: BaseException) -> str:
+        return nvml_reason(lib, exc)
+
+    def _energy_unit(self, gpu: Any) -> tuple[float, str]:
+        return ENERGY_UNIT_J, "1 mJ"
+
+    def _describe(self, device: Device) -> str:
+        text = super()._describe(device)
+        if "mig_devices" in device.meta:
+            text = f"{text[:-1]}; MIG {', '.join(device.meta['mig_devices'])}: {MIG_SCOPE})"
+        return text
+
+    # -- discovery -----------------------------------------------------------------
+
     def _visible_handles(self, nv: ModuleType) -> list[Any]:
         """NVML handles of the GPUs this process may use, per ``CUDA_VISIBLE_DEVICES``.
 
-        As in CUDA, an entry that names no GPU ends the list (later ones are ignored).
+        As in CUDA, an entry that names no GPU ends the list (later ones are ignored). A
+        MIG device counts as its parent GPU (recorded in ``self._mig``).
         """
+        self._mig = {}
         count = nv.nvmlDeviceGetCount()
         spec = os.environ.get("CUDA_VISIBLE_DEVICES")
         if spec is None:
@@ -109,6 +146,8 @@ class NvmlBackend(Backend):
                 handle = nv.nvmlDeviceGetHandleByIndex(int(entry))
             elif entry.startswith("GPU-"):
                 handle = self._by_uuid(nv, entry, count)
+            elif entry.startswith("MIG-"):
+                handle = self._mig_parent(nv, entry)
             if handle is None:
                 if entry:
                     self.notes.append(
@@ -117,10 +156,39 @@ class NvmlBackend(Backend):
                     )
                 break
             index = nv.nvmlDeviceGetIndex(handle)
+            if entry.startswith("MIG-"):
+                self._mig.setdefault(index, []).append(entry)
             if index not in seen:
                 seen.add(index)
                 handles.append(handle)
         return handles
+
+    def _mig_parent(self, nv: ModuleType, entry: str) -> Any:
+        """The parent GPU's handle of the MIG device ``entry`` names, or None."""
+        try:
+            old = _MIG_OLD_RE.match(entry)
+            if old is None:  # MIG-<uuid> (CUDA 11.1+ / R470+)
+                mig = nv.nvmlDeviceGetHandleByUUID(entry)
+                if not _flag(nv.nvmlDeviceIsMigDeviceHandle(mig)):
+                    return None
+                return nv.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig)
+            # MIG-GPU-<uuid>/<gpu instance>/<compute instance> (CUDA 11.0 / R450)
+            parent = nv.nvmlDeviceGetHandleByUUID(old.group(1))
+            wanted = (int(old.group(2)), int(old.group(3)))
+            for i in range(nv.nvmlDeviceGetMaxMigDeviceCount(parent)):
+                try:
+                    mig = nv.nvmlDeviceGetMigDeviceHandleByIndex(parent, i)
+                except nv.NVMLError:  # an empty slot
+                    continue
+                ids = (nv.nvmlDeviceGetGpuInstanceId(mig), nv.nvmlDeviceGetComputeInstanceId(mig))
+                if ids == wanted:
+                    return parent
+        except AttributeError:
+            self.notes.append("this nvidia-ml-py has no MIG functions: "
+                              "pip install -U 'energykernel[gpu]'")
+        except nv.NVMLError:
+            pass
+        return None
 
     @staticmethod
     def _by_uuid(nv: ModuleType, uuid: str, count: int) -> Any:
@@ -144,20 +212,23 @@ class NvmlBackend(Backend):
         for handle in self._visible_handles(nv):
             index = nv.nvmlDeviceGetIndex(handle)
             name = f"gpu:{index}"
-            meta = {
+            meta: dict[str, Any] = {
                 "index": index,
                 "uuid": _text(nv.nvmlDeviceGetUUID(handle)),
                 "model": _text(nv.nvmlDeviceGetName(handle)),
             }
+            if index in self._mig:
+                meta["mig_devices"] = list(self._mig[index])
+                meta["scope"] = MIG_SCOPE
+            power: PowerIntegral | None = None
+            first = 0.0
             try:
                 first = float(nv.nvmlDeviceGetTotalEnergyConsumption(handle))
-                counter = True
             except nv.NVMLError as exc:
                 if getattr(exc, "value", None) != _NOT_SUPPORTED:
                     meta["energy_counter_error"] = str(exc)
                 try:
-                    first = float(nv.nvmlDeviceGetPowerUsage(handle))
-                    counter = False
+                    power = PowerIntegral(float(nv.nvmlDeviceGetPowerUsage(handle)) / 1000, now_s)
                 except nv.NVMLError as exc2:
                     self.notes.append(
                         f"{name} ({meta['model']}): no energy or power reading: {exc2}"
@@ -166,108 +237,28 @@ class NvmlBackend(Backend):
             # Not every GPU or pynvml gives a limit: bounds then assume the largest GPU.
             with contextlib.suppress(nv.NVMLError, AttributeError, TypeError, ValueError):
                 meta["power_limit_w"] = float(nv.nvmlDeviceGetEnforcedPowerLimit(handle)) / 1000
-            meta["source"] = "energy_counter" if counter else "power_integration"
-            found.append((Device(name, "gpu", meta), _Gpu(name, handle, counter, first, now_s)))
+            meta["source"] = "energy_counter" if power is None else "power_integration"
+            found.append((Device(name, "gpu", meta), _Gpu(name, handle, power, last_mj=first)))
         return found
 
     # -- Backend -------------------------------------------------------------------
-    def probe(self) -> BackendStatus:
-        try:
-            nv = self._import()
-        except BackendUnavailable as exc:
-            return BackendStatus(self.name, False, str(exc))
-        try:
-            nv.nvmlInit()
-        except Exception as exc:
-            return BackendStatus(self.name, False, nvml_reason(nv, exc))
-        try:
-            found = self._discover(nv)
-        except Exception as exc:
-            return BackendStatus(self.name, False, nvml_reason(nv, exc))
-        finally:
-            with contextlib.suppress(Exception):
-                nv.nvmlShutdown()
-        notes = f" ({'; '.join(self.notes)})" if self.notes else ""
-        if not found:
-            if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
-                why = f"no GPU visible with CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']!r}"
-            else:
-                why = "NVML found no usable GPU"
-            return BackendStatus(self.name, False, why + notes)
-        parts = [
-            f"{d.name} {d.meta['model']} ({d.meta['source'].replace('_', ' ')})" for d, _ in found
-        ]
-        return BackendStatus(
-            self.name, True, "; ".join(parts) + notes, ("gpu",), tuple(d.name for d, _ in found)
-        )
-
-    def _open(self) -> None:
-        nv = self._import()
-        try:
-            nv.nvmlInit()
-        except Exception as exc:
-            raise BackendUnavailable(nvml_reason(nv, exc)) from None
-        try:
-            found = self._discover(nv)
-            if not found:
-                raise BackendUnavailable("NVML found no usable GPU")
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                nv.nvmlShutdown()
-            if isinstance(exc, BackendUnavailable):
-                raise
-            raise BackendUnavailable(nvml_reason(nv, exc)) from None
-        self._nv = nv
-        self._gpus = [gpu for _, gpu in found]
-        self.devices = {d.name: d for d, _ in found}
-
     def _read(self) -> dict[str, float]:
-        nv = self._nv
+        nv = self._lib
         if nv is None:  # closed (or never opened): no GPU handles to read
             return {}
         now_s = self._clock()
         out: dict[str, float] = {}
         for gpu in self._gpus:
             try:
-                if gpu.counter:
+                if gpu.power is None:
                     raw_mj = float(nv.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
                     # The counter only restarts when the driver reloads: count from 0 then.
                     gpu.total_mj += raw_mj - gpu.last_mj if raw_mj >= gpu.last_mj else raw_mj
                     gpu.last_mj = raw_mj
                 else:
-                    power_mw = float(nv.nvmlDeviceGetPowerUsage(gpu.handle))
-                    gpu.total_mj += (gpu.last_mj + power_mw) / 2 * (now_s - gpu.last_t)
-                    gpu.last_mj = power_mw
-                    gpu.last_t = now_s
+                    power_w = float(nv.nvmlDeviceGetPowerUsage(gpu.handle)) / 1000
+                    gpu.total_mj = gpu.power.update(power_w, now_s) * 1000
             except nv.NVMLError as exc:
                 self.devices[gpu.name].meta["last_error"] = str(exc)
             out[gpu.name] = gpu.total_mj / 1000
         return out
-
-    def bound_terms(self) -> dict[str, BoundTerms]:
-        """Energy counter: 1 mJ plus one ~100 ms refresh at the power limit. Power
-        integration: one poll interval at the power limit at each end (NVML samples power
-        for only part of each period on recent GPUs, so short bursts can be missed)."""
-        out = {}
-        for gpu in self._gpus:
-            power_w = self.devices[gpu.name].meta.get("power_limit_w") or UNKNOWN_GPU_POWER_W
-            if gpu.counter:
-                out[gpu.name] = BoundTerms(ENERGY_UNIT_J + power_w * ENERGY_UPDATE_S,
-                                           source=f"1 mJ + {power_w:.4g} W × 100 ms refresh")
-            else:
-                out[gpu.name] = BoundTerms(2 * power_w * POWER_POLL_S,
-                                           source=f"{power_w:.4g} W × 2 × {POWER_POLL_S} s polls")
-        return out
-
-    def poll_interval_s(self) -> float | None:
-        return POWER_POLL_S if any(not g.counter for g in self._gpus) else None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._nv is not None:
-                with contextlib.suppress(Exception):
-                    self._nv.nvmlShutdown()
-            self._nv = None
-            self._gpus = []
-            self.devices = {}
-            super().close()

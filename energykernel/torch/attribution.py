@@ -34,6 +34,8 @@ COUNTER_WINDOW_S: dict[str, float] = {
     "pyrapl": 0.010,
     "estimate": 0.050,
     "nvml": 0.100,
+    "amdsmi": 0.100,
+    "hwmon": 0.200,
 }
 DEFAULT_COUNTER_WINDOW_S = 0.010
 

@@ -23,6 +23,8 @@ METHODS_TEXT = {
     "rapl": "hardware energy counters (Intel/AMD RAPL) read through Linux powercap",
     "pyrapl": "hardware energy counters (RAPL) read through the pyRAPL package",
     "nvml": "NVIDIA GPU energy counters read through NVML",
+    "amdsmi": "AMD GPU energy counters read through ROCm's AMD SMI",
+    "hwmon": "Linux hwmon power meters (NVIDIA Grace / Grace Hopper), integrated over time",
     "estimate": "an estimate from a model (busy CPU time × watts per thread, memory in use "
                 "× W/GB, bytes moved × J/byte) — no counter could be read for it",
     "simulated": "a simulation of the workflow, not a measurement",

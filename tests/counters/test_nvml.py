@@ -235,3 +235,113 @@ def test_bounds_hold_on_the_energy_counter(nv, monkeypatch, duration_s, phase):
     lo, hi = m.energy_bounds_j["gpu"]
     assert lo <= 300.0 * duration_s <= hi, (lo, 300.0 * duration_s, hi)
     assert hi - lo <= 2 * (1e-3 + 700.0 * ENERGY_UPDATE_S) + 1e-9
+
+
+# -- MIG: CUDA_VISIBLE_DEVICES naming MIG devices ------------------------------------------
+MIG_A = "MIG-11111111-aaaa-bbbb-cccc-000000000001"
+MIG_B = "MIG-11111111-aaaa-bbbb-cccc-000000000002"
+MIG_C = "MIG-22222222-aaaa-bbbb-cccc-000000000003"
+
+
+@pytest.fixture
+def mig(nv):
+    """GPU 0 in MIG mode with two instances, GPU 1 with one."""
+    from fakes.pynvml import FakeMig
+
+    nv.gpus[0].mig = [FakeMig(MIG_A, gpu_instance_id=1, slot=0),
+                      FakeMig(MIG_B, gpu_instance_id=2, compute_instance_id=0, slot=1)]
+    nv.gpus[1].mig = [FakeMig(MIG_C, gpu_instance_id=5, slot=3)]
+    return nv
+
+
+@pytest.mark.parametrize(
+    ("spec", "devices", "migs"),
+    [
+        (MIG_A, ("gpu:0",), {"gpu:0": [MIG_A]}),
+        (f"{MIG_A},{MIG_B}", ("gpu:0",), {"gpu:0": [MIG_A, MIG_B]}),  # one GPU, counted once
+        (f"{MIG_B},{MIG_C}", ("gpu:0", "gpu:1"), {"gpu:0": [MIG_B], "gpu:1": [MIG_C]}),
+        (f"MIG-{UUID0}/2/0", ("gpu:0",), {"gpu:0": [f"MIG-{UUID0}/2/0"]}),  # CUDA 11.0 form
+        (f"MIG-{UUID1}/5/0,{MIG_A}", ("gpu:1", "gpu:0"),
+         {"gpu:1": [f"MIG-{UUID1}/5/0"], "gpu:0": [MIG_A]}),
+        (f"0,{MIG_A}", ("gpu:0",), {"gpu:0": [MIG_A]}),
+    ],
+)
+def test_mig_devices_map_to_their_physical_gpu(mig, monkeypatch, spec, devices, migs):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", spec)
+    status = NvmlBackend().probe()
+    assert status.available and status.devices == devices, status.reason
+    assert "energy is per physical GPU" in status.reason
+    b = NvmlBackend()
+    b.open()
+    try:
+        for name in devices:
+            meta = b.devices[name].meta
+            assert meta.get("mig_devices", []) == migs.get(name, [])
+            assert ("scope" in meta) == (name in migs)
+            assert meta["uuid"] == (UUID0 if name == "gpu:0" else UUID1)  # the parent's
+    finally:
+        b.close()
+    assert mig.refcount == 0
+
+
+def test_mig_energy_is_the_parents_once(mig, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"{MIG_A},{MIG_B}")
+    b = NvmlBackend()
+    b.open()
+    r0 = b.read()
+    mig.advance(2.0)  # the physical GPU draws 100 W
+    r1 = b.read()
+    b.close()
+    assert r1 == {"gpu:0": r0["gpu:0"] + 200.0}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "MIG-99999999-0000-0000-0000-000000000000",  # no such MIG device
+        f"MIG-{UUID0}/3/0",  # no such GPU instance
+        f"MIG-{UUID1}/5/1",  # no such compute instance
+        "MIG-GPU-ffffffff-0000-0000-0000-000000000000/1/0",  # no such GPU
+    ],
+)
+def test_unknown_mig_device_ends_the_list(mig, monkeypatch, spec):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", f"1,{spec},0")
+    status = NvmlBackend().probe()
+    assert status.available and status.devices == ("gpu:1",)
+    assert f"{spec!r} names no GPU here" in status.reason
+
+
+def test_mig_uuid_on_a_gpu_not_in_mig_mode(nv, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", MIG_A)
+    status = NvmlBackend().probe()
+    assert not status.available and "CUDA_VISIBLE_DEVICES" in status.reason
+
+
+def test_old_pynvml_without_mig_functions_says_so(mig, monkeypatch):
+    monkeypatch.delattr(type(mig), "nvmlDeviceGetDeviceHandleFromMigDeviceHandle")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", MIG_A)
+    status = NvmlBackend().probe()
+    assert not status.available and "no MIG functions" in status.reason
+
+
+def test_fake_mig_functions_match_pynvml_shapes(mig):
+    """As in pynvml: ``nvmlDeviceIsMigDeviceHandle`` gives a c_uint; MIG handles have no
+    index or energy of their own."""
+    import ctypes
+
+    mig.nvmlInit()
+    try:
+        handle = mig.nvmlDeviceGetHandleByUUID(MIG_B)
+        flag = mig.nvmlDeviceIsMigDeviceHandle(handle)
+        assert isinstance(flag, ctypes.c_uint) and flag.value == 1
+        assert mig.nvmlDeviceIsMigDeviceHandle(mig.nvmlDeviceGetHandleByIndex(0)).value == 0
+        parent = mig.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle)
+        assert mig.nvmlDeviceGetIndex(parent) == 0
+        assert mig.nvmlDeviceGetMigMode(parent) == [mig.NVML_DEVICE_MIG_ENABLE] * 2
+        with pytest.raises(mig.NVMLError):
+            mig.nvmlDeviceGetIndex(handle)
+        with pytest.raises(mig.NVMLError_NotFound):
+            mig.nvmlDeviceGetMigDeviceHandleByIndex(parent, 4)
+        assert mig.nvmlDeviceGetGpuInstanceId(mig.nvmlDeviceGetMigDeviceHandleByIndex(parent, 1)) == 2
+    finally:
+        mig.nvmlShutdown()

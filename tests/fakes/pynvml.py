@@ -6,13 +6,20 @@ but ``nvmlInit`` raises ``NVMLError_Uninitialized`` before init; init and shutdo
 reference-counted; ``NVMLError(code)`` returns the matching subclass
 (``NVMLError(3)`` is an ``NVMLError_NotSupported``) with ``.value``; strings come back as
 ``str``. GPUs advance energy from their power in simulated time (:meth:`advance`).
+
+MIG: a :class:`FakeGpu` with ``mig`` devices is in MIG mode; as in NVML, a MIG device is
+found by its ``MIG-<uuid>`` (``nvmlDeviceGetHandleByUUID``) or by slot under its parent
+(``nvmlDeviceGetMigDeviceHandleByIndex``), answers ``nvmlDeviceIsMigDeviceHandle`` with a
+``c_uint``, and has no index, energy counter or power reading of its own (those are the
+parent's: ``nvmlDeviceGetDeviceHandleFromMigDeviceHandle``).
 """
 
 from __future__ import annotations
 
+import ctypes
 import string
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 NVML_SUCCESS = 0
 NVML_ERROR_UNINITIALIZED = 1
@@ -26,6 +33,10 @@ NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
 NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18
 NVML_ERROR_UNKNOWN = 999
+NVML_DEVICE_MIG_DISABLE = 0x0
+NVML_DEVICE_MIG_ENABLE = 0x1
+#: MIG devices a MIG-capable GPU can hold (A100/H100: 7 slices).
+MAX_MIG_DEVICES = 7
 
 _STRINGS = {
     1: "Uninitialized",
@@ -90,6 +101,17 @@ globals().update(_ERROR_CLASSES)
 
 
 @dataclass
+class FakeMig:
+    """One MIG device: its ``MIG-<uuid>``, GPU and compute instance ids, and slot."""
+
+    uuid: str
+    gpu_instance_id: int
+    compute_instance_id: int = 0
+    slot: int = 0  # index for nvmlDeviceGetMigDeviceHandleByIndex
+    name: str = "NVIDIA A100-SXM4-40GB MIG 1g.5gb"
+
+
+@dataclass
 class FakeGpu:
     """One GPU: Volta+ ones have the energy counter; older ones only power."""
 
@@ -101,11 +123,19 @@ class FakeGpu:
     energy_mj: int = 0  # counter value, mJ since "driver load"
     lost: bool = False
     power_limit_mw: int | None = 400_000  # enforced power limit; None: not supported
+    mig_capable: bool = True  # Ampere+ data-centre GPUs
+    mig: list[FakeMig] = field(default_factory=list)  # non-empty: MIG mode enabled
 
 
 @dataclass(frozen=True)
 class _Handle:
     index: int
+
+
+@dataclass(frozen=True)
+class _MigHandle:
+    index: int  # the parent GPU's
+    slot: int
 
 
 class FakePynvml(types.ModuleType):
@@ -165,25 +195,88 @@ class FakePynvml(types.ModuleType):
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
         return _Handle(index)
 
-    def nvmlDeviceGetHandleByUUID(self, uuid: str | bytes) -> _Handle:
+    def nvmlDeviceGetHandleByUUID(self, uuid: str | bytes) -> _Handle | _MigHandle:
         self._check("nvmlDeviceGetHandleByUUID")
         uuid = uuid.decode() if isinstance(uuid, bytes) else uuid
         for i, gpu in enumerate(self.gpus):
             if gpu.uuid == uuid:
                 return _Handle(i)
+            for mig in gpu.mig:
+                if mig.uuid == uuid:
+                    return _MigHandle(i, mig.slot)
         raise NVMLError(NVML_ERROR_NOT_FOUND)
+
+    def _mig(self, handle: _MigHandle) -> FakeMig:
+        if not isinstance(handle, _MigHandle):
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        gpu = self._gpu(_Handle(handle.index))
+        for mig in gpu.mig:
+            if mig.slot == handle.slot:
+                return mig
+        raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+
+    def nvmlDeviceIsMigDeviceHandle(self, handle: _Handle | _MigHandle) -> ctypes.c_uint:
+        self._check("nvmlDeviceIsMigDeviceHandle")
+        if isinstance(handle, _MigHandle):
+            self._mig(handle)
+            return ctypes.c_uint(1)
+        self._gpu(handle)
+        return ctypes.c_uint(0)  # pynvml returns the c_uint itself, not its value
+
+    def nvmlDeviceGetDeviceHandleFromMigDeviceHandle(self, handle: _MigHandle) -> _Handle:
+        self._check("nvmlDeviceGetDeviceHandleFromMigDeviceHandle")
+        self._mig(handle)
+        return _Handle(handle.index)
+
+    def nvmlDeviceGetMigMode(self, handle: _Handle) -> list[int]:
+        self._check("nvmlDeviceGetMigMode")
+        gpu = self._gpu(handle)
+        if not gpu.mig_capable:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        mode = NVML_DEVICE_MIG_ENABLE if gpu.mig else NVML_DEVICE_MIG_DISABLE
+        return [mode, mode]
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: _Handle) -> int:
+        self._check("nvmlDeviceGetMaxMigDeviceCount")
+        gpu = self._gpu(handle)
+        if not gpu.mig_capable:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        return MAX_MIG_DEVICES
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: _Handle, index: int) -> _MigHandle:
+        self._check("nvmlDeviceGetMigDeviceHandleByIndex")
+        gpu = self._gpu(handle)
+        if not gpu.mig_capable:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        if not 0 <= index < MAX_MIG_DEVICES:
+            raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+        if not any(mig.slot == index for mig in gpu.mig):
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return _MigHandle(handle.index, index)
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: _MigHandle) -> int:
+        self._check("nvmlDeviceGetGpuInstanceId")
+        return self._mig(handle).gpu_instance_id
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: _MigHandle) -> int:
+        self._check("nvmlDeviceGetComputeInstanceId")
+        return self._mig(handle).compute_instance_id
 
     def nvmlDeviceGetIndex(self, handle: _Handle) -> int:
         self._check("nvmlDeviceGetIndex")
         self._gpu(handle)
         return handle.index
 
-    def nvmlDeviceGetName(self, handle: _Handle) -> str:
+    def nvmlDeviceGetName(self, handle: _Handle | _MigHandle) -> str:
         self._check("nvmlDeviceGetName")
+        if isinstance(handle, _MigHandle):
+            return self._mig(handle).name
         return self._gpu(handle).name
 
-    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:
+    def nvmlDeviceGetUUID(self, handle: _Handle | _MigHandle) -> str:
         self._check("nvmlDeviceGetUUID")
+        if isinstance(handle, _MigHandle):
+            return self._mig(handle).uuid
         return self._gpu(handle).uuid
 
     def nvmlDeviceGetPowerUsage(self, handle: _Handle) -> int:

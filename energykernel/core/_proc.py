@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from typing import NamedTuple
 
 #: Clock ticks per second of /proc/stat (the resolution of busy CPU time).
 CLK_TCK: int = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -121,6 +122,64 @@ def disk_io_bytes(devices: list[str] | None = None) -> int | None:
     except Exception:
         return None
     return None if counters is None else int(counters.read_bytes + counters.write_bytes)
+
+
+def stat_busy_s(path: str) -> float:
+    """Busy CPU seconds from a ``/proc/stat``-format file at ``path`` (another root, a test's
+    fake): the same fields as :func:`machine_cpu_busy_s`, every field of the first line but
+    idle and iowait. Raises OSError if it cannot be read."""
+    fd = _fd(path)
+    if fd is None:
+        raise OSError(f"cannot read {path}")
+    ticks = [int(x) for x in os.pread(fd, 256, 0).split(b"\n", 1)[0].split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLK_TCK
+
+
+class CpuInfo(NamedTuple):
+    """What ``/proc/cpuinfo`` says about the processors this kernel sees."""
+
+    model: str  # "model name" of the first processor ("" where there is none, e.g. arm64)
+    logical: int  # processor entries (logical CPUs; vCPUs in a virtual machine)
+    sockets: int  # distinct "physical id" values (1 where the field is missing)
+    hypervisor: bool  # the "hypervisor" flag: CPUID says a hypervisor runs this kernel
+
+
+def read_cpuinfo(path: str = "/proc/cpuinfo") -> CpuInfo:
+    """Parse ``/proc/cpuinfo`` (or a file in its format); empty figures if unreadable."""
+    model, logical, sockets, hypervisor = "", 0, set(), False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "processor":
+                    logical += 1
+                elif key == "model name" and not model:
+                    model = value
+                elif key == "physical id":
+                    sockets.add(value)
+                elif key == "flags" and not hypervisor:
+                    hypervisor = "hypervisor" in value.split()
+    except OSError:
+        pass
+    return CpuInfo(model, logical, max(1, len(sockets)), hypervisor)
+
+
+#: The world-readable DMI fields (``/sys/class/dmi/id``) that identify a platform.
+DMI_FIELDS = ("sys_vendor", "product_name", "product_version", "board_vendor", "bios_vendor",
+              "chassis_asset_tag")
+
+
+def read_dmi(directory: str = "/sys/class/dmi/id") -> dict[str, str]:
+    """The :data:`DMI_FIELDS` under ``directory``, stripped (``""`` where missing)."""
+    out = {}
+    for name in DMI_FIELDS:
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8", errors="replace") as f:
+                out[name] = f.read(256).strip()
+        except OSError:
+            out[name] = ""
+    return out
 
 
 def _after_fork_in_child() -> None:

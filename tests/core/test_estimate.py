@@ -12,7 +12,8 @@ from energykernel.counters.estimate import EstimateBackend
 def test_estimate_is_labelled_and_cites_sources():
     status = EstimateBackend().probe()
     assert status.available
-    assert "W per busy thread" in status.reason and "CodeCarbon" in status.reason
+    assert "idle" in status.reason and "max" in status.reason and "spread" in status.reason
+    assert "CodeCarbon" in status.reason or "CCF" in status.reason
     assert {"cpu", "ram"} <= set(status.components)
 
 
@@ -24,29 +25,31 @@ def test_busy_loop_costs_cpu_energy(estimate_only):
     assert r.energy_j["cpu"] > 0
     assert r.energy_j["ram"] > 0
     assert r.energy_j.get("storage", 0.0) >= 0
-    # cpu estimate = busy seconds × W/thread, so it cannot exceed all threads flat out
-    import os
+    # idle power over the window plus busy seconds above it: never more than every CPU
+    # busy (max power), never less than idle power (a tick of slack for /proc/stat)
+    model = EstimateBackend().cpu_model()
+    tick_j = model.cpus * model.j_per_busy_s / 100
+    assert r.energy_j["cpu"] <= model.max_w * r.duration_s * 1.5 + tick_j
+    assert r.energy_j["cpu"] >= model.idle_w * r.duration_s * 0.99
 
-    watts, _ = EstimateBackend().cpu_power_per_thread()
-    assert r.energy_j["cpu"] <= watts * (os.cpu_count() or 1) * r.duration_s * 1.5 + watts * 0.02
+
+def test_idle_power_is_counted_in_an_empty_window(estimate_only):
+    with ek.measure("nothing") as m:
+        pass
+    assert m.result.energy_j["cpu"] > 0  # idle power accrues, like a counter's
+    lo, hi = m.result.energy_bounds_j["cpu"]
+    assert lo == 0.0 and hi > m.result.energy_j["cpu"]  # below one CPU tick: "< hi"
 
 
 def test_configured_tdp_is_used(estimate_only):
-    import os
-
     ek.configure(cpu_tdp_w=200.0)
-    watts, source = EstimateBackend().cpu_power_per_thread()
-    assert watts == pytest.approx(200.0 / (os.cpu_count() or 1))
-    assert "cpu_tdp_w=200" in source
+    model = EstimateBackend().cpu_model()
+    assert model.max_w == 200.0 and model.idle_w == pytest.approx(200.0 * C.IDLE_FRACTION_OF_TDP)
+    assert "cpu_tdp_w=200" in model.source
 
 
-def test_default_watts_per_thread_is_the_table_median():
-    import statistics
-
-    assert statistics.median(
-        s.tdp_w / s.threads for s in C.CPU_TABLE
-    ) == C.DEFAULT_WATTS_PER_THREAD
-    assert all(s.source for s in C.CPU_TABLE)
+def test_idle_fraction_is_codecarbons():
+    assert C.IDLE_FRACTION_OF_TDP == 0.10
 
 
 @pytest.mark.parametrize(
@@ -54,7 +57,7 @@ def test_default_watts_per_thread_is_the_table_median():
     [
         ("AMD EPYC 7763 64-Core Processor", 280),
         ("Intel(R) Xeon(R) Platinum 8380 CPU @ 2.30GHz", 270),
-        ("12th Gen Intel(R) Core(TM) i7-12700", 65),
+        ("Intel(R) Core(TM) i9-13900K", 125),
     ],
 )
 def test_cpu_table_lookup(model, tdp):

@@ -270,7 +270,8 @@ class CellWatch:
               file=sys.stderr)
         if frame.window is not None:
             default = self._options(None, frame.first, frame.count)
-            frame.window.relabel(default.task)
+            if isinstance(frame.window, Window):
+                frame.window.relabel(default.task)
             frame.options = default
             if frame.line is not None:
                 frame.line.task, frame.line.note = default.task, self._note(default)

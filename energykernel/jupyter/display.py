@@ -145,7 +145,7 @@ class OutputTracker:
         session = getattr(getattr(shell, "kernel", None), "session", None)
         if session is None or not callable(getattr(session, "send", None)):
             return None
-        found = {id(session): session}
+        found: dict[int, Any] = {id(session): session}
         for owner in (shell.display_pub, getattr(shell, "displayhook", None),
                       sys.stdout, sys.stderr):
             other = getattr(owner, "session", None)
@@ -173,7 +173,7 @@ class OutputTracker:
         for session, original in self.originals:
             if getattr(session.send, "_energykernel", False):
                 if getattr(original, "__self__", None) is session:
-                    del session.send  # back to the class's method
+                    delattr(session, "send")  # back to the class's method
                 else:
                     session.send = original
         self.originals.clear()
@@ -194,7 +194,8 @@ class OutputTracker:
         content = msg.get("content") or {}
         with self.lock:
             if kind == "display_data":
-                line = self.lines.get((content.get("transient") or {}).get("display_id"))
+                shown = str((content.get("transient") or {}).get("display_id"))
+                line = self.lines.get(shown)
                 if line is not None and line["parent"] is None:
                     line.update(parent=parent, intact=True, pending=False)
                     return

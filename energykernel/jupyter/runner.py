@@ -125,7 +125,7 @@ def _client_class() -> Any:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError
 
-    class Client(NotebookClient):  # type: ignore[misc]
+    class Client(NotebookClient):
         """nbclient, interrupting a cell at its timeout (once; then it gives up)."""
 
         timed_out_cell: Any = None

@@ -252,3 +252,36 @@ def test_loading_and_measuring_imports_no_xarray_or_matplotlib(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_marker_body_is_cleaned_up_as_ipython_cleans_a_cell():
+    assert magics.blank_marker(["%%energy -t x\n", "    a = 1\n", "    a"]) == [
+        "\n", "a = 1\n", "a"]
+    assert magics.blank_marker(["%%energy\n", "\n", "%%capture c\n", "print(1)"]) == [
+        "%%capture c\n", "print(1)"]
+    assert magics.blank_marker(["%%energy\n", "\n", "b = 2\n"]) == ["\n", "\n", "b = 2\n"]
+    assert magics.blank_marker(["%%energy --bogus\n", "c"]) == ["%%energy --bogus\n", "c"]
+    assert magics.blank_marker(["%%writefile f\n", "%%energy\n"]) == [
+        "%%writefile f\n", "%%energy\n"]
+
+
+def test_reload_keeps_auto_mode_and_a_lone_marker_takes_no_count(shell):
+    run(shell, "%energy auto on")
+    run(shell, "%reload_ext energykernel")
+    first, _ = run(shell, "a = 1")
+    lone, cap = run(shell, "%%energy")
+    assert lone.success and energy_lines(cap) == []
+    after, _ = run(shell, "b = 2")
+    run(shell, "%energy auto off")
+    assert after.execution_count == first.execution_count + 1
+    assert shell.user_ns["In"][after.execution_count] == "b = 2"
+    assert tasks() == [(f"cell-{first.execution_count}", "ok"),
+                       (f"cell-{after.execution_count}", "ok")]
+
+
+def test_comment_cells_are_measured_in_auto_mode(shell):
+    run(shell, "%energy auto on")
+    run(shell, "# task: notes\n# nothing but comments")
+    run(shell, "# setup\n%energy backends")  # energykernel's own commands: not measured
+    run(shell, "%energy auto off")
+    assert tasks() == [("notes", "ok")]

@@ -15,6 +15,21 @@ from pathlib import Path
 from ._paths import CliError, input_file, output_file
 
 PROG = "energykernel"
+REGION_HELP = ("grid intensity for the report's carbon: an ISO country code (FR), a US "
+               "state or a cloud region (aws:eu-west-3); default: the world average")
+
+
+def _region(code: str | None) -> str | None:
+    """``code`` if the intensity table knows it (checked before anything runs)."""
+    if code is None:
+        return None
+    from ..carbon import intensity
+
+    try:
+        intensity(code)
+    except (LookupError, ValueError) as exc:
+        raise CliError(f"--region {code}: {exc}") from None
+    return code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,9 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--kernel", default=None, metavar="NAME",
                    help="kernel name (default: the notebook's, else python3)")
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
+    m.add_argument("--region", default=None, metavar="CODE", help=REGION_HELP)
     r = sub.add_parser("report", help="write the HTML report of a dataset")
     r.add_argument("dataset", help="a file written by ek.save or energykernel measure")
     r.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    r.add_argument("--region", default=None, metavar="CODE", help=REGION_HELP)
     sub.add_parser("backends", help="what can be read on this machine, and why not")
     sub.add_parser("simulate", help="simulate a workflow on compute instances "
                    "(energykernel simulate --help)", add_help=False)
@@ -93,6 +110,7 @@ def _measure(args: argparse.Namespace) -> int:
 
     source = input_file(args.notebook, "notebook")
     nb = _read_notebook(source)
+    region = _region(args.region)
     if args.timeout is not None and not args.timeout > 0:
         raise CliError(f"--timeout {args.timeout:g}: must be > 0 seconds")
     stem = source.name.removesuffix(".ipynb")
@@ -129,7 +147,7 @@ def _measure(args: argparse.Namespace) -> int:
     notes = ([f"Measurement stopped: {run.unloaded}."] if run.unloaded else []) + run.notes
     _report_mod.write_report(data, out_html, title=f"Energy of {source.name}",
                              source=str(source), statuses=statuses(), note=note,
-                             notes=notes)
+                             notes=notes, region=region)
     total = sum(sum(own.values()) for own in self_energy_j(run.records))  # each joule once
     print(f"measured {len(run.records)} runs, {total:.4g} J in total")
     print(f"  notebook: {out_nb}\n  dataset:  {out_ds}\n  report:   {out_html}")
@@ -157,12 +175,13 @@ def _report(args: argparse.Namespace) -> int:
 
     source = input_file(args.dataset, "dataset")
     out = output_file(args.output, "report", (".html", ".htm"), [source])
+    region = _region(args.region)
     try:
         data = _report_mod.open_dataset(source)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
     _report_mod.write_report(data, out, title=f"Energy report: {source.name}",
-                             source=str(source))
+                             source=str(source), region=region)
     print(f"report: {out}")
     return 0
 

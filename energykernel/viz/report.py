@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core._atomic import write_text_atomic
-from ..core.units import COMPONENTS, number, short_label, si_interval
+from ..core.units import COMPONENTS, J_PER_KWH, number, short_label, si, si_interval
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -149,15 +149,31 @@ th:first-child,td:last-child{text-align:left}.note{color:#a60}.fig svg{max-width
 height:auto}.meta{color:#666;font-size:.85em}"""
 
 
+def carbon_text(total_j: float, region: str | None) -> str:
+    """One paragraph: the total's emissions at ``region``'s grid intensity (the world
+    average, said so, without one), with the intensity's source and year."""
+    from ..carbon import intensity_info
+
+    info = intensity_info(region or "WORLD")
+    grams = total_j / J_PER_KWH * info.value_g_per_kwh
+    where = (f"{info.name} ({info.code})" if region else
+             "the world average — no region given (energykernel measure/report --region CODE)")
+    return (f"<p id=\"carbon\">Carbon: <b>{escape(si(grams, 'gCO2e'))}</b> at "
+            f"{info.value_g_per_kwh:.4g} gCO2e/kWh, {escape(where)}; location-based grid "
+            f"intensity, {info.year}, {escape(info.source)}.</p>")
+
+
 def render(data: ReportData, *, title: str, source: str, statuses: list[Any] | None = None,
-           note: str | None = None, notes: Sequence[str] = ()) -> str:
-    """The report as one HTML string (no external resources)."""
+           note: str | None = None, notes: Sequence[str] = (),
+           region: str | None = None) -> str:
+    """The report as one HTML string (no external resources). ``region``: grid intensity
+    for the carbon figure (ISO country or cloud region code; default the world average)."""
     total = total_energy_j(data.cube)
     runs = int(data.cube.runs.sum()) if "runs" in data.cube else 0
     parts = [f"<h1>{escape(title)}</h1>",
              f'<p class="meta">source: {escape(source)} · generated '
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} · {runs} runs · "
-             f"total {total:.4g} J</p>"]
+             f"total {escape(si(total, 'J'))}</p>", carbon_text(total, region)]
     if note:
         parts.append(f'<p class="note">{escape(note)}</p>')
     if notes:  # what the notebook asked (cells interrupted, unmeasured, lines not shown)

@@ -267,3 +267,24 @@ def test_every_cli_uses_the_one_path_check():
 
     assert main_mod.output_file is _paths.output_file is simulate.output_file
     assert main_mod.CliError is _paths.CliError is simulate.CliError
+
+
+def test_report_carbon_with_and_without_region(tmp_path, estimate_only, capsys):
+    """--region sets the report's grid intensity; without it the world average, said so;
+    an unknown code is one line, exit 2, nothing written."""
+    with ek.measure("t"):
+        sum(range(100_000))
+    ek.save(tmp_path / "r.nc")
+    assert main(["report", str(tmp_path / "r.nc"), "-o", str(tmp_path / "w.html")]) == 0
+    world = " ".join(parse_html(tmp_path / "w.html").text)
+    assert "gCO2e" in world and "world average" in world and "--region" in world
+    assert main(["report", str(tmp_path / "r.nc"), "-o", str(tmp_path / "fr.html"),
+                 "--region", "FR"]) == 0
+    france = " ".join(parse_html(tmp_path / "fr.html").text)
+    assert "France (FRA)" in france and "56.04 gCO2e/kWh" in france and "2023" in france
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "r.nc"), "-o", str(tmp_path / "x.html"),
+                 "--region", "Atlantis"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--region Atlantis" in err[0]
+    assert not (tmp_path / "x.html").exists()

@@ -2,8 +2,10 @@
 
 Instances: ``{"instances": [{"name", "speed", "idle_power_w", "pue", "intensity_g_per_kwh",
 "resources": {"cpu": {"capacity", "cost"}, ...}}]}``; only ``name`` and ``resources`` are
-required. Tasks: ``{"tasks": [{"name", "duration_s", "demand": {...}}]}``; ``demand`` may be
-omitted. Unknown fields are rejected (a typo must not be silently ignored), and so is a key
+required. Tasks: ``{"tasks": [{"name", "duration_s", "demand": {...}, "after": [...]}]}``;
+``demand`` and ``after`` (names of tasks that must end first) may be omitted; a name in
+``after`` that no entry has, or a cycle, names the file, the entry and the field (raised by
+:meth:`.Workflow.from_json`, which checks the file's tasks as one workflow). Unknown fields are rejected (a typo must not be silently ignored), and so is a key
 given twice in one object (JSON parsers keep the last silently), at any level. Numbers must
 lie within the field bounds of :func:`.model._number` (finite, at most 1e15): one beyond the
 float range (``1e400``, a 5000-digit integer) is out of range like any other, never a
@@ -24,7 +26,7 @@ from ..core.units import short_label, short_repr
 from .model import ComputeInstance, SimulationInputError, Task
 
 INSTANCE_FIELDS = ("name", "speed", "idle_power_w", "pue", "intensity_g_per_kwh", "resources")
-TASK_FIELDS = ("name", "duration_s", "demand")
+TASK_FIELDS = ("name", "duration_s", "demand", "after")
 
 
 #: JSON integers with more characters than this are beyond the float range (max ~1.8e308):
@@ -188,6 +190,9 @@ def _instance(entry: dict) -> ComputeInstance:
 def _task(entry: dict) -> Task:
     if "demand" in entry and not isinstance(entry["demand"], dict):
         raise SimulationInputError(f"demand: must be an object, got {short_repr(entry['demand'])}")
+    if "after" in entry and not isinstance(entry["after"], list):
+        raise SimulationInputError(
+            f"after: must be a list of task names, got {short_repr(entry['after'])}")
     return Task(**entry)
 
 

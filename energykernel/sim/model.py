@@ -10,14 +10,17 @@ is charged for the makespan on every instance that ran at least one task.
 from __future__ import annotations
 
 import math
+import operator
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.units import COMPONENTS, short_repr
 
 if TYPE_CHECKING:
+    from .dag import Dag
     from .result import SimulationResult
 
 MODES: tuple[str, ...] = ("monitor", "optimize", "optimal")
@@ -169,14 +172,31 @@ class ComputeInstance:
                 "resources": {c: r.to_dict() for c, r in self.resources.items()}}
 
 
+def _after(value: Any, name: str) -> tuple[str, ...]:
+    """``after`` as a tuple of distinct task names (given order), never ``name`` itself."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        hint = f" (one name: write [{short_repr(value)}])" if isinstance(value, str) else ""
+        raise SimulationInputError(
+            f"after: must be a list of task names, got {short_repr(value)}{hint}")
+    out: dict[str, None] = {}
+    for j, item in enumerate(value):
+        _name(item, f"after[{j}]")
+        if item == name:
+            raise SimulationInputError(f"after[{j}]: task {short_repr(name)} cannot run after itself")
+        out[item] = None
+    return tuple(out)
+
+
 @dataclass(frozen=True, eq=True)
 class Task:
     """A unit of work: ``duration_s`` seconds at speed 1, holding ``demand`` units of each
-    component while it runs (zero demands are dropped)."""
+    component while it runs (zero demands are dropped), starting only once the tasks named
+    in ``after`` have ended (see :mod:`energykernel.sim.dag` for repeated names)."""
 
     name: str
     duration_s: float
     demand: Mapping[str, float] = field(default_factory=dict)
+    after: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _name(self.name, "name")
@@ -188,16 +208,27 @@ class Task:
             _component(comp, f"demand.{comp}")
         dem = {c: _number(self.demand[c], f"demand.{c}") for c in COMPONENTS if c in self.demand}
         object.__setattr__(self, "demand", {c: v for c, v in dem.items() if v > 0})
+        if self.after != ():
+            object.__setattr__(self, "after", _after(self.after, self.name))
 
     def __hash__(self) -> int:  # demand is a dict; equal tasks share name and duration
         return hash((self.name, self.duration_s))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "duration_s": self.duration_s, "demand": dict(self.demand)}
+        out: dict[str, Any] = {"name": self.name, "duration_s": self.duration_s,
+                               "demand": dict(self.demand)}
+        if self.after:
+            out["after"] = list(self.after)
+        return out
 
 
 class Workflow:
-    """An ordered list of tasks (a task may appear several times)."""
+    """An ordered list of tasks (a task may appear several times), validated as a DAG.
+
+    ``after`` names are resolved to steps when the workflow is built (:mod:`.dag`): an
+    unknown name or a cycle is a :class:`SimulationInputError` naming the step, the task
+    and the field ``after``.
+    """
 
     def __init__(self, tasks: Iterable[Task] = (), name: str = "workflow") -> None:
         self.name = name
@@ -205,13 +236,34 @@ class Workflow:
         for k, t in enumerate(self.tasks):
             if not isinstance(t, Task):
                 raise SimulationInputError(f"workflow[{k}]: must be a Task, got {short_repr(t)}")
+        self._resolve()
+
+    def _resolve(self) -> None:
+        from .dag import resolve
+
+        self._dag: Dag | None = resolve(self.tasks)
+        self._dag_of: list[Task] = list(self.tasks)
+
+    @property
+    def dag(self) -> Dag | None:
+        """The steps' dependencies (None when no task has ``after``); resolved again if
+        ``tasks`` was changed in place."""
+        tasks = self.tasks
+        if len(self._dag_of) != len(tasks) or not all(map(operator.is_, self._dag_of, tasks)):
+            self._resolve()
+        return self._dag
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Workflow:
-        """Tasks from a tasks JSON file (``{"tasks": [...]}``), in file order."""
+        """Tasks from a tasks JSON file (``{"tasks": [...]}``), in file order; a bad
+        ``after`` names the file, the entry and the field."""
+        from .dag import DagError
         from .jsonio import load_tasks
 
-        return cls(load_tasks(path), name=os.path.basename(str(path)))
+        try:
+            return cls(load_tasks(path), name=os.path.basename(str(path)))
+        except DagError as exc:
+            raise exc.located(f"{Path(path)}: tasks") from None
 
     def to_json(self, path: str | os.PathLike) -> None:
         """Write the distinct tasks (first occurrence order) as a tasks JSON file."""

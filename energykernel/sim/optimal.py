@@ -2,21 +2,24 @@
 
 The semantics leave one freedom — which instance each task runs on; for a given assignment
 the schedule follows the same workflow-order rule as the other modes (a task waits for its
-instance). The objective is task energy plus idle energy over the makespan (× intensity for
-carbon), subject to ``makespan ≤ deadline_s`` when given.
+predecessors and its instance). The objective is task energy plus idle energy over the
+makespan (× intensity for carbon), subject to ``makespan ≤ deadline_s`` when given.
 
 * **Heuristic** (always run; the answer beyond :data:`EXACT_MAX_STEPS` steps or
-  :data:`EXACT_MAX_VARS` step×instance pairs): evaluate by simulation ``optimize``,
-  ``monitor``, "each task on its cheapest instance" (exact when no instance has idle power
-  and there is no deadline), and both rules restricted to the 1, 2, 4, … cheapest
-  instances (fewer instances → less idle power, longer makespan); keep the best that meets
-  the deadline. ``optimize`` is a candidate, so the result is never worse than it.
+  :data:`EXACT_MAX_VARS` step×instance pairs): evaluate by simulation ``optimize`` (and,
+  with idle power, its ranking by task energy alone), ``monitor``, "each task on its
+  cheapest instance" (exact when no instance has idle power and there is no deadline), and
+  both rules restricted to the 1, 2, 4, … cheapest instances (fewer instances → less idle
+  power, longer makespan); keep the best that meets the deadline. ``optimize`` is a
+  candidate, so the result is never worse than it.
 * **Exact** (small cases): a MILP (``scipy.optimize.milp``) over assignment variables whose
-  makespan is a lower bound (longest task, and per instance and component the work area over
-  capacity) solved in a loop: each solution is simulated; an assignment that is not better
-  (or misses the deadline) is excluded by a no-good cut; the loop stops when the MILP bound
-  reaches the best simulated objective (proved optimal) or after :data:`MAX_CUTS` cuts /
-  ``time_limit_s`` (then ``info["proven_optimal"]`` is False).
+  makespan is a lower bound (longest task — with dependencies, the longest chain: a
+  completion time per step, ``C_s ≥ C_p + runtime_s`` for each predecessor *p* — and per
+  instance and component the work area over capacity) solved in a loop: each solution is
+  simulated; an assignment that is not better (or misses the deadline) is excluded by a
+  no-good cut; the loop stops when the MILP bound reaches the best simulated objective
+  (proved optimal) or after :data:`MAX_CUTS` cuts / ``time_limit_s`` (then
+  ``info["proven_optimal"]`` is False).
 """
 
 from __future__ import annotations
@@ -121,6 +124,9 @@ def _heuristic(prob: Problem, search: _Search, weight: np.ndarray) -> None:
     deadline_s = search.deadline_s
     for mode in ("optimize", "monitor"):
         search.consider(mode, *run_schedule(prob, mode))
+    if (prob.idle_w > 0).any():
+        search.consider("optimize by task energy alone",
+                        *run_schedule(prob, "optimize", idle_aware=False))
     steps = np.asarray(prob.steps)
     everywhere = np.ones(prob.n, dtype=bool)
     cheapest = _cheapest(prob, weight, deadline_s, everywhere)
@@ -162,10 +168,12 @@ def _milp(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: floa
         np.where(ok, runtime, 0).max(axis=1).sum())
     nx = S * n
     ix_y, ix_m, ix_z = nx, nx + n, nx + n + 1
-    nv = nx + 2 * n + 1
+    preds = None if prob.dag is None else prob.dag.preds
+    ix_c = nx + 2 * n + 1  # with dependencies: a completion time per step
+    nv = ix_c + (S if preds is not None else 0)
     c = np.zeros(nv)
     c[:nx] = np.where(ok, cost, 0).ravel()
-    c[ix_z:] = prob.idle_w * prob.pue * weight
+    c[ix_z:ix_z + n] = prob.idle_w * prob.pue * weight
     if not (np.isfinite(c).all() and np.isfinite(big_m)):
         return False, 0  # overflowing costs: no exact model (the result check names them)
     rows: list[int] = []
@@ -185,7 +193,16 @@ def _milp(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: floa
     xs = np.arange(nx).reshape(S, n)
     for s in range(S):
         add(xs[s].tolist(), [1.0] * n, 1.0, 1.0)  # one instance per step
-        add([*xs[s].tolist(), ix_m], [*runtime[s].tolist(), -1.0], -np.inf, 0.0)  # M ≥ runtime
+        r_s = runtime[s].tolist()
+        if preds is None:
+            add([*xs[s].tolist(), ix_m], [*r_s, -1.0], -np.inf, 0.0)  # M ≥ runtime
+        else:  # completion times: C_s ≥ C_p + runtime for each predecessor p; M ≥ C_s
+            neg = [-v for v in r_s]
+            if not preds[s]:
+                add([*xs[s].tolist(), ix_c + s], [*neg, 1.0], 0.0, np.inf)  # C_s ≥ runtime
+            for p in preds[s]:
+                add([*xs[s].tolist(), ix_c + s, ix_c + p], [*neg, 1.0, -1.0], 0.0, np.inf)
+            add([ix_m, ix_c + s], [1.0, -1.0], 0.0, np.inf)
         for i in range(n):
             add([xs[s, i], ix_y + i], [1.0, -1.0], -np.inf, 0.0)  # x ≤ y
     cap = np.array(prob.cap).T
@@ -197,9 +214,10 @@ def _milp(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: floa
                     -np.inf, 0.0)
         add([ix_z + i, ix_m, ix_y + i], [1.0, -1.0, -big_m], -big_m, np.inf)  # z ≥ M if used
     base = coo_matrix((vals, (rows, cols)), shape=(len(lo), nv)).tocsr()
-    ub = np.concatenate([ok.ravel().astype(float), np.ones(n), [big_m], np.full(n, np.inf)])
+    ub = np.concatenate([ok.ravel().astype(float), np.ones(n), [big_m], np.full(n, np.inf),
+                         np.full(nv - ix_c, big_m)])
     bounds = Bounds(np.zeros(nv), ub)
-    integrality = np.concatenate([np.ones(nx + n), np.zeros(n + 1)])
+    integrality = np.concatenate([np.ones(nx + n), np.zeros(nv - nx - n)])
     cuts: list[np.ndarray] = []
     t_end = time.perf_counter() + time_limit_s
     while len(cuts) <= MAX_CUTS:

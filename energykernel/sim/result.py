@@ -32,12 +32,15 @@ class SimulationResult:
     ``step_energy_j`` (steps × components, NaN where the instance lacks the component).
     Totals: ``energy_j`` (tasks + idle), ``task_energy_j``, ``idle_energy_j`` (per instance),
     ``makespan_s``, ``emissions_g`` (NaN if a used instance has no intensity).
+    ``predecessors``: per step, the steps it waited for (``Task.after`` resolved), or None
+    when the workflow has no dependencies.
     """
 
     def __init__(self, *, mode: str, task_names: list[str], instances: list[str],
                  assignment: np.ndarray, start_s: np.ndarray, end_s: np.ndarray,
                  step_energy_j: np.ndarray, idle_energy_j: np.ndarray,
-                 intensity: np.ndarray, info: dict[str, Any] | None = None) -> None:
+                 intensity: np.ndarray, info: dict[str, Any] | None = None,
+                 predecessors: list[tuple[int, ...]] | None = None) -> None:
         self.mode = mode
         self.task_names = task_names
         self.instances = instances
@@ -48,6 +51,7 @@ class SimulationResult:
         self._idle = idle_energy_j
         self._intensity = intensity
         self.info: dict[str, Any] = dict(info or {})
+        self.predecessors = predecessors
 
     @classmethod
     def build(cls, prob: Problem, mode: str, inst: np.ndarray, start: np.ndarray,
@@ -65,7 +69,8 @@ class SimulationResult:
         return cls(mode=mode, task_names=[names[k] for k in prob.steps],
                    instances=[i.name for i in prob.env.instances], assignment=inst,
                    start_s=start, end_s=end, step_energy_j=e, idle_energy_j=idle,
-                   intensity=prob.intensity, info=info)
+                   intensity=prob.intensity, info=info,
+                   predecessors=None if prob.dag is None else prob.dag.preds)
 
     # -- totals ------------------------------------------------------------------------
     @property
@@ -208,6 +213,8 @@ class SimulationResult:
         ds["assigned_instance"] = ("step", np.array(
             [self.instances[i] for i in self.assignment], dtype=object))
         ds["step_energy"] = (("step", "component"), self.step_energy_j, e_units)
+        ds["after"] = ("step", self._after_labels(), {
+            "long_name": "steps this step waited for (step numbers, comma-separated)"})
         ds.attrs.update({
             "title": "energykernel simulation", "method": "simulated", "mode": self.mode,
             "idle": "idle_energy (instance), not part of energy; total_energy includes it",
@@ -216,6 +223,14 @@ class SimulationResult:
                for k, v in self.info.items() if isinstance(v, (str, int, float))},
         })
         return ds
+
+    def _after_labels(self) -> np.ndarray:
+        out = np.full(len(self.task_names), "", dtype=object)
+        if self.predecessors is not None:
+            for s, ps in enumerate(self.predecessors):
+                if ps:
+                    out[s] = ",".join(map(str, ps))
+        return out
 
     def __repr__(self) -> str:
         em = self.emissions_g

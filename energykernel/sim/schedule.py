@@ -1,18 +1,13 @@
 """The event-driven scheduler behind ``monitor``, ``optimize`` and fixed assignments.
 
-Queueing rule ("tasks start in workflow order"): task *k* starts at the earliest
-time ``now ≥ start(k-1)`` at which some instance can hold it; a task that must wait blocks
-every later task (starts are non-decreasing, no overtaking). Because no task can start
-before ``now``, free capacity from ``now`` on only grows, so the whole simulation is one
-heap of completion events plus, per choice, a query of an index of free capacity:
-
-* ``monitor``: a max-segment-tree over the instances in given order, per component; the
-  first instance that can hold the task is found by a pruned descent, ``O(log n)`` usually.
-* ``optimize``: the same tree over the instances sorted by the energy the task would use
-  there (``runtime × Σ demand_c × cost_c × pue``, ties by given order). The order depends
-  only on the *direction* of the demand vector, so one tree per distinct direction is kept
-  and synced lazily; beyond :data:`MAX_ORDERS` directions a vectorised scan is used.
-* fixed assignment (``optimal``): only the assigned instance is checked.
+Queueing rule ("tasks start in workflow order"): a step is *ready* once every step it is
+``after`` has ended (:mod:`.dag`); the ready steps start in workflow order, the first of
+them at the earliest time ``now`` at which some instance can hold it, and a ready step that
+must wait blocks every later ready step (no overtaking; without dependencies every step is
+ready at 0, so starts follow workflow order). Every start is at the current ``now``, so
+free capacity from ``now`` on only grows: the whole simulation is one heap of completion
+events, a heap of steps made ready by them, and per choice a query of an index of free
+capacity (:mod:`.choose`: which instance, by mode).
 """
 
 from __future__ import annotations
@@ -20,10 +15,12 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.units import COMPONENTS
+from .choose import Assigned, Dynamic
 from .model import (
     ComputeEnvironment,
     SimulationInputError,
@@ -33,8 +30,10 @@ from .model import (
 )
 from .result import SimulationResult
 
+if TYPE_CHECKING:
+    from .dag import Dag
+
 NC = len(COMPONENTS)
-MAX_ORDERS = 64
 _TOL = 1e-9
 
 
@@ -57,6 +56,7 @@ class Problem:
     dem_pairs: list[tuple[tuple[int, float], ...]]  # per task: (component, demand - tol)
     dem_uniq: np.ndarray  # (U, NC) distinct demand vectors
     dem_row: np.ndarray  # (K,) task → row of dem_uniq
+    dag: Dag | None = None  # dependencies between steps (None: none)
 
     @property
     def n(self) -> int:
@@ -116,7 +116,7 @@ def compile_problem(env: ComputeEnvironment, workflow: Workflow) -> Problem:
         intensity=np.array([np.nan if i.intensity_g_per_kwh is None else i.intensity_g_per_kwh
                             for i in env.instances]),
         demand=demand, duration_s=np.array([t.duration_s for t in tasks], dtype=float),
-        dem_pairs=pairs, dem_uniq=uniq, dem_row=dem_row,
+        dem_pairs=pairs, dem_uniq=uniq, dem_row=dem_row, dag=workflow.dag,
     )
     _check_fits(prob, capa)
     return prob
@@ -144,206 +144,26 @@ def _check_fits(prob: Problem, capa: np.ndarray) -> None:
         raise UnschedulableError(f"task {task.name!r} fits no instance: {what}")
 
 
-def energy_rate(prob: Problem, direction: np.ndarray) -> np.ndarray:
-    """W per unit of task duration (at speed 1) on every instance, for demand ``direction``."""
-    return (prob.cost * direction[None, :]).sum(axis=1) * prob.pue / prob.speed
-
-
-class _ScoreTree:
-    """Max-tree over instances in a fixed order (``perm``) for one demand direction ``u``.
-
-    A leaf holds ``min_c free_c / u_c``: a task of demand ``λ·u`` fits there iff the score
-    is ≥ λ, so the first fitting instance is one root-to-leaf descent (no backtracking).
-    Leaves are refreshed lazily from ``dirty`` before a query.
-    """
-
-    __slots__ = ("dirty", "free", "mx", "perm", "pos", "size", "u")
-
-    def __init__(self, perm: Sequence[int], free: list[list[float]],
-                 u: list[tuple[int, float]]) -> None:
-        size = 1
-        while size < max(1, len(perm)):
-            size *= 2
-        self.size, self.perm, self.free, self.u = size, list(perm), free, u
-        self.pos = {i: p for p, i in enumerate(self.perm)}
-        arr = [-1.0] * (2 * size)
-        for p, i in enumerate(self.perm):
-            arr[size + p] = self.score(i)
-        for node in range(size - 1, 0, -1):
-            a, b = arr[2 * node], arr[2 * node + 1]
-            arr[node] = a if a > b else b
-        self.mx = arr
-        self.dirty: set[int] = set()
-
-    def score(self, i: int) -> float:
-        free = self.free
-        best = float("inf")
-        for c, uc in self.u:
-            v = free[c][i] / uc
-            if v < best:
-                best = v
-        return best
-
-    def sync(self) -> None:
-        arr, pos, size, free, u = self.mx, self.pos, self.size, self.free, self.u
-        inf = float("inf")
-        for i in self.dirty:
-            score = inf
-            for c, uc in u:
-                v = free[c][i] / uc
-                if v < score:
-                    score = v
-            node = size + pos[i]
-            if arr[node] == score:
-                continue
-            arr[node] = score
-            node >>= 1
-            while node:
-                a, b = arr[2 * node], arr[2 * node + 1]
-                m = a if a > b else b
-                if arr[node] == m:
-                    break
-                arr[node] = m
-                node >>= 1
-        self.dirty.clear()
-
-    def first(self, lam: float) -> int:
-        """The first instance in ``perm`` order with score ≥ ``lam``; -1 if none."""
-        if self.dirty:
-            self.sync()
-        mx, size = self.mx, self.size
-        if mx[1] < lam:
-            return -1
-        node = 1
-        while node < size:
-            node <<= 1
-            if mx[node] < lam:
-                node += 1
-        return self.perm[node - size]
-
-
-def _fits(free: list[list[float]], i: int, pairs) -> bool:
-    for c, d in pairs:  # noqa: SIM110 - hot path, a loop beats all() here
-        if free[c][i] < d:
-            return False
-    return True
-
-
-class _Dynamic:
-    """``monitor`` (order = given) or ``optimize`` (order = energy the task would use).
-
-    One :class:`_ScoreTree` per distinct demand direction, over the instances that have every
-    demanded component (and are ``allowed``); beyond :data:`MAX_ORDERS` directions, a
-    vectorised scan of all instances per query instead.
-    """
-
-    def __init__(self, prob: Problem, free: list[list[float]], by_cost: bool,
-                 allowed: np.ndarray | None = None) -> None:
-        self.prob, self.free, self.by_cost = prob, free, by_cost
-        self.allowed = np.ones(prob.n, dtype=bool) if allowed is None else allowed
-        self.w = (prob.cost * (prob.pue / prob.speed)[:, None]).tolist()
-        dem = prob.demand
-        du = prob.dem_uniq
-        dirs = du / np.maximum(du.max(axis=1, keepdims=True), 1e-300)
-        uniq, inverse = np.unique(np.round(dirs, 12), axis=0, return_inverse=True)
-        inverse = np.asarray(inverse).ravel()[prob.dem_row]
-        self.dirs = uniq
-        self.dir_of_task = inverse.tolist()
-        # λ per task: the smallest scale of its direction that covers its demand.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(uniq[inverse] > 0, dem / uniq[inverse], 0.0)
-        lam = ratio.max(axis=1)
-        self.lam = (lam * (1 - _TOL) - _TOL * 1e-3).tolist()
-        self.trees: dict[int, _ScoreTree] = {}
-        self.member: list[list[set[int]]] = [[] for _ in range(prob.n)]  # dirty sets per instance
-        self.scan = len(uniq) > MAX_ORDERS
-        if self.scan:  # component-major arrays: one contiguous row per component
-            self.free_arr = np.array(free, dtype=float)
-            self.w_arr = (prob.cost * (prob.pue / prob.speed)[:, None]).T.copy()
-
-    def _tree(self, j: int) -> _ScoreTree:
-        tree = self.trees.get(j)
-        if tree is None:
-            d = self.dirs[j]
-            need = d > 0
-            usable = self.prob.has[:, need].all(axis=1) & self.allowed
-            if self.by_cost:
-                order = np.lexsort((np.arange(self.prob.n), energy_rate(self.prob, d)))
-            else:
-                order = np.arange(self.prob.n)
-            u = [(c, float(d[c])) for c in range(NC) if d[c] > 0]
-            tree = self.trees[j] = _ScoreTree([int(i) for i in order if usable[i]], self.free, u)
-            for i in tree.perm:
-                self.member[i].append(tree.dirty)
-        return tree
-
-    def changed(self, i: int) -> None:
-        if self.scan:
-            for c in range(NC):
-                self.free_arr[c, i] = self.free[c][i]
-        else:
-            for dirty in self.member[i]:
-                dirty.add(i)
-
-    def pick(self, k: int, pairs) -> int:
-        if not self.scan:
-            return self._tree(self.dir_of_task[k]).first(self.lam[k])
-        fits = self.allowed.copy()
-        for c, d in pairs:
-            fits &= self.free_arr[c] >= d
-        if not self.by_cost:
-            i = int(np.argmax(fits))
-            return i if fits[i] else -1
-        rate = np.where(fits, self.prob.demand[k] @ self.w_arr, np.inf)
-        i = int(np.argmin(rate))
-        return i if fits[i] else -1
-
-    def among(self, k: int, pairs, candidates: list[int]) -> int:
-        """The choice among just-released ``candidates`` (nothing else changed)."""
-        allowed = self.allowed
-        fit = [i for i in candidates if _fits(self.free, i, pairs) and allowed[i]]
-        if not fit:
-            return -1
-        if not self.by_cost:
-            return min(fit)
-        dem, w = self.prob.demand[k], self.w
-        return min(fit, key=lambda i: (sum(d * w[i][c] for c, d in enumerate(dem) if d), i))
-
-
-class _Assigned:
-    def __init__(self, assign: Sequence[int], free: list[list[float]]) -> None:
-        self.assign, self.free, self.step = list(assign), free, 0
-
-    def changed(self, i: int) -> None:
-        pass
-
-    def pick(self, k: int, pairs) -> int:
-        i = self.assign[self.step]
-        return i if _fits(self.free, i, pairs) else -1
-
-    def among(self, k: int, pairs, candidates: list[int]) -> int:
-        i = self.assign[self.step]
-        return i if i in candidates and _fits(self.free, i, pairs) else -1
-
-
 def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
-                 allowed: np.ndarray | None = None
+                 allowed: np.ndarray | None = None, idle_aware: bool = True
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(instance, start_s, end_s) per workflow step, under the queueing rule above.
 
     ``mode`` is ``monitor``, ``optimize`` (optionally only over ``allowed`` instances, which
-    must hold every task) or ``assigned`` (step *s* runs on ``assign[s]``).
+    must hold every task; ``idle_aware=False`` ranks by task energy alone) or ``assigned``
+    (step *s* runs on ``assign[s]``).
     """
     free = [list(col) for col in prob.cap]
     cap = prob.cap
-    chooser: _Dynamic | _Assigned
-    fixed: _Assigned | None = None  # the chooser when mode is "assigned"
+    chooser: Dynamic | Assigned
+    fixed: Assigned | None = None  # the chooser when mode is "assigned"
     if mode in ("monitor", "optimize"):
-        chooser = _Dynamic(prob, free, mode == "optimize", allowed)
+        chooser = Dynamic(prob, free, mode == "optimize", allowed, idle_aware)
     else:
         if assign is None:
             raise TypeError("run_schedule: mode 'assigned' needs assign")
-        chooser = fixed = _Assigned(assign, free)
+        chooser = fixed = Assigned(assign, free)
+    placed = chooser.placed if isinstance(chooser, Dynamic) and chooser.idle else None
     steps, pairs_of, dur = prob.steps, prob.dem_pairs, prob.duration_s.tolist()
     demand = prob.demand.tolist()
     speed = prob.speed.tolist()
@@ -354,9 +174,19 @@ def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
     inst = [0] * n_steps
     start = [0.0] * n_steps
     end = [0.0] * n_steps
-    now = 0.0
     changed, pick, among = chooser.changed, chooser.pick, chooser.among
-    assigned = fixed is not None
+    # Ready steps: those ready at 0 in order (``initial[nxt:]``), and a heap of those made
+    # ready later by the end of their last predecessor; the head is the smaller of the two.
+    initial: Sequence[int] = range(n_steps)
+    succ: list[list[int]] | None = None
+    indeg: list[int] = []
+    if prob.dag is not None:
+        succ = prob.dag.succ
+        indeg = [len(ps) for ps in prob.dag.preds]
+        initial = [s for s in range(n_steps) if not indeg[s]]
+    n_initial, nxt = len(initial), 0
+    later: list[int] = []
+    now, blocked, done = 0.0, -1, 0
 
     def release(i: int, kk: int) -> None:
         running[i] -= 1
@@ -369,35 +199,52 @@ def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
                     free[c][i] += d
         changed(i)
 
-    for s, k in enumerate(steps):
+    while done < n_steps:
+        released: list[int] = []
+        while heap and heap[0][0] <= now:
+            _, s, i, kk = pop(heap)
+            release(i, kk)
+            released.append(i)
+            if succ is not None:
+                for t in succ[s]:
+                    indeg[t] -= 1
+                    if not indeg[t]:
+                        push(later, t)
+        if nxt < n_initial and not (later and later[0] < initial[nxt]):
+            s = initial[nxt]
+        elif later:
+            s = later[0]
+        else:  # nothing ready: the next completion makes some step ready (the DAG is acyclic)
+            now = heap[0][0]
+            continue
+        k = steps[s]
         pairs = pairs_of[k]
         if fixed is not None:
             fixed.step = s
-        while heap and heap[0][0] <= now:
-            _, _, i, kk = pop(heap)
-            release(i, kk)
-        i = pick(k, pairs)
-        # Nothing fits at ``now``: only instances released later can change that, so wait
-        # for the next completions and look at those instances only (no full rescan).
-        while i < 0:
+        # After a failed choice only the instances released since can change it.
+        i = among(k, pairs, released, now) if s == blocked else pick(k, pairs, now)
+        if i < 0:
             if not heap:  # every instance empty and still no fit (checked at compile)
-                raise UnschedulableError(
-                    f"task {prob.tasks[k].name!r} fits no instance{' assigned' if assigned else ''}")
-            now = heap[0][0]
-            released = []
-            while heap and heap[0][0] <= now:
-                _, _, i, kk = pop(heap)
-                release(i, kk)
-                released.append(i)
-            i = among(k, pairs, released)
+                raise UnschedulableError(f"task {prob.tasks[k].name!r} fits no instance"
+                                         f"{' assigned' if fixed is not None else ''}")
+            blocked, now = s, heap[0][0]
+            continue
+        blocked = -1
+        if nxt < n_initial and s == initial[nxt]:
+            nxt += 1
+        else:
+            pop(later)
         for c, d in enumerate(demand[k]):
             if d:
                 free[c][i] -= d
         running[i] += 1
-        changed(i)
         e = now + dur[k] / speed[i]
+        if placed is not None:
+            placed(i, e)
+        changed(i)
         push(heap, (e, s, i, k))
         inst[s], start[s], end[s] = i, now, e
+        done += 1
     return np.array(inst, dtype=np.int64), np.array(start), np.array(end)
 
 

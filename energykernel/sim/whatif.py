@@ -110,7 +110,7 @@ def scale_workflow(workflow: Workflow, *, n_tasks: Any = None, duration_spread: 
         if factors[k] == 1 and scale == 1:
             tasks.append(t)
         else:
-            tasks.append(Task(t.name, t.duration_s * float(factors[k]), demand))
+            tasks.append(Task(t.name, t.duration_s * float(factors[k]), demand, t.after))
     return Workflow(tasks, name=workflow.name)
 
 
@@ -118,25 +118,29 @@ def lanes(result: SimulationResult) -> tuple[np.ndarray, np.ndarray]:
     """Gantt sub-rows: ``(lane per step, lanes per instance)``.
 
     Steps that overlap in time on one instance get different lanes (greedy by start time,
-    lowest free lane first: the fewest lanes possible); every instance has ≥ 1 lane.
+    lowest free lane first: the fewest lanes possible); a step that waited for a
+    predecessor on the same instance takes that step's lane when it is free, so a chain
+    reads along one row. Every instance has ≥ 1 lane.
     """
     n_inst = len(result.instances)
     start = np.asarray(result.start_s, dtype=float)
     end = np.asarray(result.end_s, dtype=float)
     assign = np.asarray(result.assignment, dtype=int)
+    preds = result.predecessors
     lane = np.zeros(len(start), dtype=int)
     ends: list[list[float]] = [[] for _ in range(n_inst)]
     eps = 1e-9 * max(1.0, float(end.max()) if len(end) else 1.0)
     for s in np.lexsort((end, start)).tolist():
         busy = ends[assign[s]]
-        for k, e in enumerate(busy):
-            if e <= start[s] + eps:
-                busy[k] = end[s]
-                lane[s] = k
-                break
-        else:
-            lane[s] = len(busy)
+        mine = [int(lane[p]) for p in preds[s] if assign[p] == assign[s]] if preds else []
+        k = next((k for k in mine if busy[k] <= start[s] + eps), None)
+        if k is None:
+            k = next((k for k, e in enumerate(busy) if e <= start[s] + eps), len(busy))
+        if k == len(busy):
             busy.append(end[s])
+        else:
+            busy[k] = end[s]
+        lane[s] = k
     return lane, np.array([max(1, len(b)) for b in ends], dtype=int)
 
 

@@ -1,7 +1,10 @@
 """Gantt charts of a simulated schedule (:class:`energykernel.sim.SimulationResult`).
 
 One band per instance, one sub-row per lane (:func:`energykernel.sim.whatif.lanes`, so
-concurrent tasks never overlap), the task legend below the axes. Built on
+concurrent tasks never overlap), the task legend below the axes. With dependencies, a grey
+line joins the end of each predecessor to the start of the step that waited for it (up to
+:data:`MAX_ARROWS` of them), and a dotted line on the step's row marks the time it was
+ready but waited for an instance. Built on
 ``matplotlib.figure.Figure`` (never pyplot), imported when a chart is drawn.
 """
 
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from ..sim.result import SimulationResult
 
 LEGEND_MAX_TASKS = 16  # more distinct task names than this: no task legend
+MAX_ARROWS = 300  # more dependency edges than this: none drawn (a note says so)
 _MAX_LANES_DRAWN = 8  # a band grows with its lanes up to this many, then lanes get thinner
 
 Lanes = tuple[np.ndarray, np.ndarray]
@@ -76,6 +80,7 @@ def gantt(result: SimulationResult, ax: Axes | None = None,
     _rects(ax, result.start_s, bottoms[assign] + (lane + 0.05) * h,
            result.end_s - result.start_s, 0.9 * h,
            [colours[n] for n in result.task_names], edgecolor="white", linewidth=0.5)
+    extra = _dependencies(ax, result, bottoms[assign] + (lane + 0.5) * h, 0.9 * h)
     ax.set_yticks(bottoms + heights / 2, result.instances)
     ax.set_ylim(float(bottoms[-1] + heights[-1] + 0.3) if len(bottoms) else 1, -0.3)  # 1st on top
     ax.set_xlim(0, max(result.makespan_s, 1e-9) * 1.01)
@@ -84,13 +89,60 @@ def gantt(result: SimulationResult, ax: Axes | None = None,
                  f"makespan {result.makespan_s:,.0f} s", fontsize="medium", y=1.0, pad=4)
     if len(names) <= LEGEND_MAX_TASKS:
         axes_h = ax.get_position().height * fig.get_figheight()  # inches
-        ax.legend([Patch(color=colours[n]) for n in names], names, fontsize="small",
-                  loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(axes_h, 0.1)),
-                  ncol=min(4, len(names)), frameon=False)
+        handles: list[Any] = [Patch(color=colours[n]) for n in names]
+        ax.legend(handles + [h for h, _ in extra], names + [t for _, t in extra],
+                  fontsize="small", loc="upper center",
+                  bbox_to_anchor=(0.5, -0.5 / max(axes_h, 0.1)),
+                  ncol=min(4, len(names) + len(extra)), frameon=False)
     else:
         ax.text(1.0, 1.01, f"{len(names)} task names (no legend)", transform=ax.transAxes,
                 ha="right", va="bottom", fontsize="x-small", color="0.4")
     return fig
+
+
+def _dependencies(ax: Axes, result: SimulationResult, y: np.ndarray, h: np.ndarray
+                  ) -> list[tuple[Any, str]]:
+    """Dependency arrows and waits (module docstring) for bars centred at ``y``, ``h``
+    high; returns the legend entries drawn."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import FancyArrowPatch
+
+    preds = result.predecessors
+    edges = [(p, s) for s, ps in enumerate(preds or ()) for p in ps]
+    if not edges:
+        return []
+    if len(edges) > MAX_ARROWS:
+        ax.text(0.0, 1.01, f"{len(edges)} dependencies (not drawn)", transform=ax.transAxes,
+                ha="left", va="bottom", fontsize="x-small", color="0.4")
+        return []
+    start, end = np.asarray(result.start_s, float), np.asarray(result.end_s, float)
+    grey = "0.3"
+    tol = 1e-9 * max(1.0, float(end.max()))
+    for p, s in edges:  # same row: a low bracket over the bars between; else straight
+        same = abs(y[p] - y[s]) < 1e-9
+        if same and start[s] <= end[p] + tol:
+            continue  # the bars touch: nothing to join
+        top = 0.45 * h[s] if same else 0.0
+        ax.add_patch(FancyArrowPatch(
+            (end[p], y[p] - top), (start[s], y[s] - top),
+            connectionstyle="arc,angleA=90,armA=5,angleB=90,armB=5,rad=2" if same else "arc3",
+            arrowstyle="-|>", mutation_scale=7, color=grey, linewidth=0.8, shrinkA=0,
+            shrinkB=0, zorder=3, clip_on=False))
+    out: list[tuple[Any, str]] = [(Line2D([], [], color=grey, marker=">", markersize=4,
+                                          linewidth=0.8), "after (dependency)")]
+    p, s = np.array(edges).T
+    ready = np.full(len(start), -np.inf)
+    np.maximum.at(ready, s, end[p])
+    waited = np.flatnonzero(np.isfinite(ready) & (start > ready + tol))
+    if waited.size:  # along the lower edge of the waiting step's row
+        yw = y[waited] + 0.45 * h[waited]
+        segs = np.stack([np.stack([ready[waited], yw], -1), np.stack([start[waited], yw], -1)], 1)
+        ax.add_collection(LineCollection(segs, colors=grey, linewidths=1.5, linestyles=":",
+                                         zorder=3), autolim=False)
+        out.append((Line2D([], [], color=grey, linestyle=":", linewidth=1.5),
+                    "ready, waiting for an instance"))
+    return out
 
 
 def gantt_figure(result: SimulationResult, lane_info: Lanes | None = None) -> Figure:
@@ -101,8 +153,8 @@ def gantt_figure(result: SimulationResult, lane_info: Lanes | None = None) -> Fi
     _register_ipython_formatter()
     lane_info = _lanes(result, lane_info)
     gantt_h = min(6.0, 0.6 + 0.3 * float((_band_heights(lane_info[1]) + 0.3).sum()))  # in
-    n_names = len(set(result.task_names))
-    legend_h = 0.1 + 0.2 * math.ceil(n_names / 4) if n_names <= LEGEND_MAX_TASKS else 0.0
+    n_names = len(set(result.task_names)) + (2 if result.predecessors else 0)  # + dependencies
+    legend_h = 0.1 + 0.2 * math.ceil(n_names / 4) if n_names <= LEGEND_MAX_TASKS + 2 else 0.0
     top, foot = 0.35, 0.55 + legend_h  # title; x label and the task legend
     height = top + gantt_h + foot
     width = 9.5

@@ -213,7 +213,9 @@ def test_measure_counts_blocks_nested_in_cells_once(tmp_path, estimate_only, cap
     out = nbformat.read(tmp_path / "nested.energy.ipynb", as_version=4)
     assert out.cells[1].metadata["energykernel"]["task"] == "cell-1"
     text = " ".join(parse_html(tmp_path / "nested.energy.html").text)
-    assert f"total {cells_j:.4g} J" in text and "self (J)" in text
+    from energykernel.core.units import si
+
+    assert f"total {si(cells_j, 'J')}" in text and "self (J)" in text
 
 
 def _alias(tmp_path: Path, target: Path, name: str, how: str) -> str:

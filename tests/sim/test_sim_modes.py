@@ -195,7 +195,7 @@ def test_summary_compare_and_schedule_tables():
 
 @pytest.mark.parametrize("mode", ["monitor", "optimize"])
 def test_vectorised_scan_gives_the_same_schedule_as_the_trees(monkeypatch, mode):
-    from energykernel.sim import schedule
+    from energykernel.sim import choose
 
     rng = np.random.default_rng(7)
     env = ComputeEnvironment([
@@ -207,7 +207,7 @@ def test_vectorised_scan_gives_the_same_schedule_as_the_trees(monkeypatch, mode)
                         {"cpu": float(rng.integers(1, 4)), "ram": float(rng.uniform(1, 8))})
                    for k in range(300)])
     trees = env.run(wf, mode)
-    monkeypatch.setattr(schedule, "MAX_ORDERS", 0)
+    monkeypatch.setattr(choose, "MAX_ORDERS", 0)
     scan = env.run(wf, mode)
     assert scan.assignment.tolist() == trees.assignment.tolist()
     assert scan.start_s.tolist() == trees.start_s.tolist()
@@ -215,51 +215,147 @@ def test_vectorised_scan_gives_the_same_schedule_as_the_trees(monkeypatch, mode)
 
 
 def naive_schedule(env, wf, mode):
-    """Reference: rescan everything at every candidate time (slow, obviously right)."""
-    placed_ = []  # (instance index, start, end, demand)
-    now = 0.0
-    insts = env.instances
-    out = []
-    for t in wf.tasks:
-        while True:
-            def free(i, c, now=now):
-                cap = insts[i].resources[c].capacity if c in insts[i].resources else 0.0
-                used = sum(d.get(c, 0.0) for j, s, e, d in placed_ if j == i and s <= now < e)
-                return cap - used
+    """Reference: rescan everything at every candidate time (slow, obviously right).
 
-            fits = [i for i in range(len(insts))
-                    if all(free(i, c) >= d - 1e-9 for c, d in t.demand.items())]
-            if fits:
-                break
-            now = min(e for _, _, e, _ in placed_ if e > now)
+    The first ready step (all predecessors ended) in workflow order starts at the earliest
+    time an instance can hold it; ``optimize`` takes the instance whose choice adds the
+    least energy: task energy + idle of every used instance over the makespan it adds +
+    a new instance's idle over the whole makespan it joins (``Dynamic``'s docstring).
+    """
+    insts = env.instances
+    tasks = wf.tasks
+    preds = wf.dag.preds if wf.dag is not None else [()] * len(tasks)
+    idle = [i.idle_power_w * i.pue for i in insts]
+    placed_ = {}  # step → (instance, start, end)
+    now = 0.0
+    while len(placed_) < len(tasks):
+        ready = [s for s in range(len(tasks)) if s not in placed_
+                 and all(p in placed_ and placed_[p][2] <= now for p in preds[s])]
+        t = tasks[ready[0]] if ready else None
+
+        def free(i, c, now=now):
+            cap = insts[i].resources[c].capacity if c in insts[i].resources else 0.0
+            return cap - sum(tasks[q].demand.get(c, 0.0) for q, (j, s, e) in placed_.items()
+                             if j == i and s <= now < e)
+
+        fits = [] if t is None else [i for i in range(len(insts))
+                                     if all(free(i, c) >= d - 1e-9 for c, d in t.demand.items())]
+        if not fits:
+            now = min(e for _, _, e in placed_.values() if e > now)
+            continue
         if mode == "monitor":
             i = fits[0]
         else:
-            def energy(i, t=t):
+            used = {j for j, _, _ in placed_.values()}
+            makespan = max((e for _, _, e in placed_.values()), default=0.0)
+            rate = sum(idle[j] for j in used)
+
+            def cost(i, t=t, now=now, used=used, makespan=makespan, rate=rate):
                 inst = insts[i]
-                return t.duration_s / inst.speed * inst.pue * sum(
+                end = now + t.duration_s / inst.speed
+                energy = t.duration_s / inst.speed * inst.pue * sum(
                     d * inst.resources[c].cost for c, d in t.demand.items())
-            i = min(fits, key=lambda i: (energy(i), i))
-        end = now + t.duration_s / insts[i].speed
-        placed_.append((i, now, end, t.demand))
-        out.append((i, now, end))
-    return out
+                new = idle[i] * max(makespan, end) if i not in used else 0.0
+                return energy + rate * max(0.0, end - makespan) + new
+            i = min(fits, key=lambda i: (cost(i), i))
+        placed_[ready[0]] = (i, now, now + t.duration_s / insts[i].speed)
+    return [placed_[s] for s in range(len(tasks))]
+
+
+def random_env(rng, n=5, idle=False):
+    return ComputeEnvironment([
+        ComputeInstance(f"i{i}", {"cpu": Resource(float(rng.integers(2, 8)), float(rng.uniform(1, 5))),
+                                  "gpu": Resource(float(rng.integers(0, 3)), 100.0)},
+                        speed=float(rng.choice([0.5, 1.0, 2.0])), pue=float(rng.choice([1, 1.5])),
+                        idle_power_w=float(rng.choice([0.0, rng.uniform(1, 60)])) if idle else 0.0)
+        for i in range(n)])
+
+
+def random_workflow(rng, n=40, dag=False):
+    tasks = []
+    for k in range(n):
+        after = ()
+        if dag and k:
+            after = tuple(f"t{p}" for p in sorted(set(rng.integers(max(0, k - 8), k, 2).tolist()))
+                          if rng.random() < 0.7)
+        tasks.append(Task(f"t{k}", float(rng.integers(1, 20)),
+                          {"cpu": float(rng.integers(1, 3)), "gpu": float(rng.integers(0, 2))},
+                          after=after))
+    if dag:  # some steps listed before a predecessor
+        rng.shuffle(tasks[n // 2:])
+    return Workflow(tasks)
+
+
+def assert_same(r, want):
+    got = list(zip(r.assignment.tolist(), r.start_s.tolist(), r.end_s.tolist(), strict=True))
+    assert [g[0] for g in got] == [w[0] for w in want]
+    assert [x for g in got for x in g[1:]] == pytest.approx([x for w in want for x in w[1:]])
 
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("mode", ["monitor", "optimize"])
 def test_event_driven_scheduler_matches_naive_reference(seed, mode):
     rng = np.random.default_rng(seed)
-    env = ComputeEnvironment([
-        ComputeInstance(f"i{i}", {"cpu": Resource(float(rng.integers(2, 8)), float(rng.uniform(1, 5))),
-                                  "gpu": Resource(float(rng.integers(0, 3)), 100.0)},
-                        speed=float(rng.choice([0.5, 1.0, 2.0])), pue=float(rng.choice([1, 1.5])))
-        for i in range(5)])
-    wf = Workflow([Task(f"t{k}", float(rng.integers(1, 20)),
-                        {"cpu": float(rng.integers(1, 3)), "gpu": float(rng.integers(0, 2))})
-                   for k in range(40)])
+    env, wf = random_env(rng), random_workflow(rng)
+    assert_same(env.run(wf, mode), naive_schedule(env, wf, mode))
+
+
+@pytest.mark.parametrize("scan", [False, True])
+@pytest.mark.parametrize("seed", range(8))
+@pytest.mark.parametrize("mode", ["monitor", "optimize"])
+def test_dependencies_and_idle_power_match_naive_reference(seed, mode, scan, monkeypatch):
+    from energykernel.sim import choose
+
+    if scan:  # the vectorised scan instead of the trees
+        monkeypatch.setattr(choose, "MAX_ORDERS", 0)
+    rng = np.random.default_rng(50 + seed)
+    env, wf = random_env(rng, n=6, idle=True), random_workflow(rng, n=50, dag=True)
     r = env.run(wf, mode)
-    got = list(zip(r.assignment.tolist(), r.start_s.tolist(), r.end_s.tolist(), strict=True))
-    want = naive_schedule(env, wf, mode)
-    assert [g[0] for g in got] == [w[0] for w in want]
-    assert [x for g in got for x in g[1:]] == pytest.approx([x for w in want for x in w[1:]])
+    assert_same(r, naive_schedule(env, wf, mode))
+    for s, ps in enumerate(wf.dag.preds):
+        assert all(r.start_s[s] >= r.end_s[p] for p in ps)
+
+
+def energy_alone(env, wf):
+    """``optimize`` ranking by task energy alone (the rule before idle was counted)."""
+    from energykernel.sim.result import SimulationResult
+    from energykernel.sim.schedule import compile_problem, run_schedule
+
+    prob = compile_problem(env, wf)
+    return SimulationResult.build(prob, "optimize", *run_schedule(prob, "optimize",
+                                                                  idle_aware=False))
+
+
+def test_optimize_counts_the_idle_power_a_new_instance_adds():
+    # The first instance is big; the second is cheaper per core but idles at 150 W.
+    env = ComputeEnvironment([ComputeInstance("big", {"cpu": Resource(16, 5.0)}, idle_power_w=100),
+                              ComputeInstance("small", {"cpu": Resource(4, 4.0)},
+                                              idle_power_w=150)])
+    wf = Workflow([Task(f"t{k}", 10, {"cpu": 4}) for k in range(4)])
+    mon = env.run(wf, "monitor")
+    assert mon.energy_j == pytest.approx(4 * 10 * 4 * 5 + 100 * 10)  # all on big: 1,800 J
+    # By task energy alone, t0 goes to small (160 J < 200 J) and opens a second idle
+    # instance: 160 + 3 × 200 + (100 + 150) × 10 = 3,260 J, worse than monitor.
+    before = energy_alone(env, wf)
+    assert [before.instances[i] for i in before.assignment] == ["small", "big", "big", "big"]
+    assert before.energy_j == pytest.approx(3260)
+    # Counting idle: t0 on small adds 160 + 150 × 10 = 1,660 J, on big 200 + 100 × 10 =
+    # 1,200 J; then big is in use (200 J a task) while small would still add 1,660 J.
+    opt = env.run(wf, "optimize")
+    assert placed(opt) == [(f"t{k}", "big", 0, 10) for k in range(4)]
+    assert opt.energy_j == pytest.approx(mon.energy_j)
+
+
+def test_optimize_counts_the_makespan_a_slow_instance_adds():
+    env = ComputeEnvironment([
+        ComputeInstance("a", {"cpu": Resource(4, 1.0), "ram": Resource(1, 1.0)}, idle_power_w=10),
+        ComputeInstance("b", {"cpu": Resource(4, 2.5)}, speed=2)])
+    wf = Workflow([Task("only-a", 10, {"ram": 1}), Task("work", 20, {"cpu": 4})])
+    # work on a: 80 J but it ends at 20 s, 10 s past the makespan, while a idles (10 W):
+    # 180 J; on b (speed 2): 10 s × 4 × 2.5 = 100 J, ending at 10 s.
+    opt = env.run(wf, "optimize")
+    assert placed(opt) == [("only-a", "a", 0, 10), ("work", "b", 0, 10)]
+    assert opt.energy_j == pytest.approx(10 + 100 + 10 * 10)
+    before = energy_alone(env, wf)
+    assert before.energy_j == pytest.approx(10 + 80 + 10 * 20)
+    assert env.run(wf, "monitor").energy_j == pytest.approx(290)

@@ -154,3 +154,52 @@ def test_optimal_reports_energy_and_makespan_in_dataset():
     assert float(ds.makespan) == 20
     assert ds.attrs["mode"] == "optimal"
     assert ds.attrs["sim_proven_optimal"] == 1
+
+
+def random_dag(rng, n):
+    return Workflow([Task(f"t{k}", float(rng.integers(1, 20)), {"cpu": float(rng.integers(1, 3))},
+                          after=tuple(f"t{p}" for p in range(k) if rng.random() < 0.4))
+                     for k in range(n)])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_optimal_with_dependencies_is_exact_and_never_worse_than_optimize(seed):
+    rng = np.random.default_rng(200 + seed)
+    env, _ = random_case(rng)
+    wf = random_dag(rng, 5)
+    prob = compile_problem(env, wf)
+    opt = env.run(wf, "optimize")
+    best = env.run(wf, "optimal")
+    assert best.energy_j <= opt.energy_j + 1e-9
+    assert best.energy_j == pytest.approx(brute_force(prob))
+    assert best.info["solver"] == "milp" and best.info["proven_optimal"]
+    for s, ps in enumerate(wf.dag.preds):
+        assert all(best.start_s[s] >= best.end_s[p] for p in ps)
+    deadline = opt.makespan_s
+    constrained = env.run(wf, "optimal", deadline_s=deadline)
+    assert constrained.makespan_s <= deadline + 1e-9
+    assert constrained.energy_j == pytest.approx(brute_force(prob, deadline))
+
+
+def test_milp_bound_follows_the_longest_chain():
+    # A chain of 4 × 10 s: without precedence rows the MILP's makespan bound would be one
+    # task (10 s); with them it is 40 s, so the first solution is proved optimal at once.
+    env = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(4, 1.0)}, idle_power_w=5),
+                              ComputeInstance("b", {"cpu": Resource(4, 2.0)}, idle_power_w=5)])
+    wf = Workflow([Task("t0", 10, {"cpu": 1})]
+                  + [Task(f"t{k}", 10, {"cpu": 1}, after=[f"t{k - 1}"]) for k in range(1, 4)])
+    r = env.run(wf, "optimal")
+    assert r.makespan_s == 40 and r.energy_j == pytest.approx(4 * 10 + 5 * 40)
+    assert r.info["proven_optimal"] and r.info["milp_cuts"] == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_heuristic_with_dependencies_never_worse_than_optimize(seed):
+    rng = np.random.default_rng(300 + seed)
+    env, _ = random_case(rng)
+    wf = random_dag(rng, 60)
+    r = solve(compile_problem(env, wf), exact=lambda p: False)
+    assert r.info["solver"] == "heuristic"
+    assert r.energy_j <= env.run(wf, "optimize").energy_j + 1e-9
+    for s, ps in enumerate(wf.dag.preds):
+        assert all(r.start_s[s] >= r.end_s[p] for p in ps)

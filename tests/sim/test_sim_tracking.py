@@ -173,3 +173,107 @@ def test_data_product_history_log_and_summary(tmp_path):
     assert r.energy_j > 0
     with pytest.raises(FileNotFoundError):
         model.to_log(tmp_path / "no" / "dir.jsonl")
+
+
+WIDE = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(8, 1.0)})])
+
+
+def test_decorator_after_and_data_dependencies(tracker):
+    @tracker
+    def load():
+        return [1, 2, 3]  # a list: no weak reference, matched while the tracker keeps it
+
+    class Model:
+        pass
+
+    @tracker("train")
+    def fit(data):
+        return Model()
+
+    @tracker(after=["load"])
+    def report(model, *, title=None):
+        return None
+
+    data = load()
+    model = fit(data)
+    report(model, title="x")
+    report(model=model)
+    assert tracker.order == ["load", "train", "report", "report"]
+    assert tracker.dependencies == [(), ("load",), ("load", "train"), ("load", "train")]
+    assert report.task_after == ("load",)
+    catalogue = {"load": Task("load", 10, {"cpu": 1}), "train": Task("train", 20, {"cpu": 1}),
+                 "report": Task("report", 1, {"cpu": 1})}
+    r = execute_tracking(WIDE, catalogue, tracker=tracker)
+    assert r.start_s.tolist() == [0, 10, 30, 30]
+    assert r.predecessors == [(), (0,), (0, 1), (0, 1)]
+
+
+def test_values_python_shares_and_dead_objects_are_not_dependencies(tracker):
+    class Box:
+        pass
+
+    @tracker
+    def nothing():
+        return None
+
+    @tracker
+    def make():
+        return Box()
+
+    @tracker
+    def use(x):
+        return x
+
+    use(nothing())
+    use(7)
+    box = make()
+    use(box)
+    del box
+    for _ in range(50):  # new objects, some at the freed address: never taken for make's
+        use(Box())
+    deps = tracker.dependencies
+    assert tracker.order[:5] == ["nothing", "use", "use", "make", "use"]
+    assert deps[:5] == [(), (), (), (), ("make",)]
+    assert all(d == () for d in deps[5:])
+
+
+def test_a_function_fed_its_own_result_is_not_after_itself(tracker):
+    @tracker
+    def step(x):
+        return [x]
+
+    step(step(step(0)))
+    assert tracker.dependencies == [(), (), ()]
+
+
+def test_execute_tracking_after_mapping():
+    r = execute_tracking(WIDE, CATALOGUE, order=["load", "train", "load", "train"],
+                         after={"train": ["load"]}, tracker=TagTracker())
+    assert r.predecessors == [(), (0,), (), (2,)]
+    assert r.start_s.tolist() == [0, 10, 0, 10]
+    with pytest.raises(SimulationInputError, match=r"after: must be a mapping"):
+        execute_tracking(WIDE, CATALOGUE, after=["load"], tracker=TagTracker())
+    with pytest.raises(SimulationInputError, match=r"after\['train'\]: must be a list"):
+        execute_tracking(WIDE, CATALOGUE, after={"train": "load"}, tracker=TagTracker())
+    with pytest.raises(SimulationInputError,
+                       match=r"\('train'\): field 'after': unknown task 'fetch'"):
+        execute_tracking(WIDE, CATALOGUE, after={"train": ["fetch"]}, tracker=TagTracker())
+
+
+def test_decorator_after_must_be_names(tracker):
+    with pytest.raises(SimulationInputError, match=r"after: must be a list of task names"):
+        tracker("x", after="load")
+
+
+def test_clear_forgets_dependencies(tracker):
+    @tracker
+    def a():
+        return []
+
+    @tracker
+    def b(x):
+        return None
+
+    b(a())
+    tracker.clear()
+    assert tracker.order == [] and tracker.dependencies == []

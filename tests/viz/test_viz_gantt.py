@@ -55,3 +55,35 @@ def test_gantt_figure_sized_to_its_bands_and_renders(no_pyplot):
     png = figure_png(small, dpi=80, tight=False, compress_level=1)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
+
+
+def test_gantt_draws_dependencies_and_waits(no_pyplot):
+    from matplotlib.patches import FancyArrowPatch
+
+    from energykernel.viz.gantt import MAX_ARROWS
+
+    env = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(2, 2.0)}),
+                              ComputeInstance("b", {"cpu": Resource(2, 1.0)})])
+    wf = Workflow([Task("fork", 5, {"cpu": 2}),
+                   *[Task(f"p{k}", 10, {"cpu": 2}, after=["fork"]) for k in (1, 2, 3)],
+                   Task("join", 5, {"cpu": 2}, after=["p1", "p2", "p3"])])
+    r = env.run(wf, "monitor")  # p3 is ready at 5 s, starts at 15 s (both busy)
+    ax = gantt_figure(r).axes[0]
+    arrows = [p for p in ax.patches if isinstance(p, FancyArrowPatch)]
+    # fork→p1 and p3→join touch on one row (nothing drawn); the other four are arrows.
+    assert len(arrows) == 4
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts[-2:] == ["after (dependency)", "ready, waiting for an instance"]
+    waits = ax.collections[-1]
+    assert waits.get_segments()[0][:, 0].tolist() == [5.0, 15.0]  # p3: ready → start
+    assert figure_png(ax.figure, dpi=60, tight=False)[:4] == b"\x89PNG"
+    chain = Workflow([Task("t0", 1, {"cpu": 1})] + [Task(f"t{k}", 1, {"cpu": 1}, after=[f"t{k - 1}"])
+                                                    for k in range(1, MAX_ARROWS + 2)])
+    big = gantt(env.run(chain, "monitor")).axes[0]
+    assert not [p for p in big.patches if isinstance(p, FancyArrowPatch)]
+    assert any("dependencies (not drawn)" in t.get_text() for t in big.texts)
+
+
+def test_gantt_without_dependencies_has_no_dependency_legend(no_pyplot):
+    ax = gantt(ENV.run(WF, "monitor")).axes[0]
+    assert "after (dependency)" not in [t.get_text() for t in ax.get_legend().get_texts()]

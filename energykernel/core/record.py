@@ -14,8 +14,6 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypedDict
 
-import orjson
-
 from .units import COMPONENTS, duration, si, si_interval
 
 #: Run statuses: finished, raised an Exception, or stopped by KeyboardInterrupt/exit.
@@ -319,6 +317,8 @@ def record_from_dict(obj: dict[str, Any], where: str) -> RunRecord:
         if key not in CORE_FIELDS and key not in _OPTIONAL:
             extra[key] = value  # a field of another version: kept, not dropped
     if extra:
+        import orjson  # (imported here: it is not needed to import energykernel)
+
         try:  # JSON values only, UTF-8 encodable, not absurdly nested
             orjson.dumps(extra)
         except (TypeError, orjson.JSONEncodeError) as exc:

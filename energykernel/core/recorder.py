@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from .config import settings
 from .record import RunRecord, record_from_dict
 
@@ -147,6 +145,8 @@ def _jsonable(value: Any) -> Any:
 
 def _line(record: RunRecord) -> bytes:
     """One log line of a run: ``{"kind":"run", …}\\n`` (orjson: ~1 µs, json: ~15 µs)."""
+    import orjson  # the first run imports it (~7 ms), not ``import energykernel``
+
     try:
         body = orjson.dumps(record, default=_jsonable, option=orjson.OPT_SERIALIZE_NUMPY)
     except TypeError:

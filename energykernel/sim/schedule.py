@@ -21,6 +21,7 @@ import numpy as np
 
 from ..core.units import COMPONENTS
 from .choose import Assigned, Dynamic
+from .idle import IdleAware
 from .model import (
     ComputeEnvironment,
     SimulationInputError,
@@ -157,13 +158,15 @@ def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
     cap = prob.cap
     chooser: Dynamic | Assigned
     fixed: Assigned | None = None  # the chooser when mode is "assigned"
-    if mode in ("monitor", "optimize"):
-        chooser = Dynamic(prob, free, mode == "optimize", allowed, idle_aware)
+    if mode == "optimize" and idle_aware and IdleAware.applies(prob, allowed):
+        chooser = IdleAware(prob, free, allowed)
+    elif mode in ("monitor", "optimize"):
+        chooser = Dynamic(prob, free, mode == "optimize", allowed)
     else:
         if assign is None:
             raise TypeError("run_schedule: mode 'assigned' needs assign")
         chooser = fixed = Assigned(assign, free)
-    placed = chooser.placed if isinstance(chooser, Dynamic) and chooser.idle else None
+    placed = chooser.placed if isinstance(chooser, IdleAware) else None
     steps, pairs_of, dur = prob.steps, prob.dem_pairs, prob.duration_s.tolist()
     demand = prob.demand.tolist()
     speed = prob.speed.tolist()

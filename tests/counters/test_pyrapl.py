@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from fakes.powercap import FakePowercap, pyrapl_patches
+from fakes.unprivileged import run_json
 
 from energykernel.counters import pyrapl as ek_pyrapl
 from energykernel.counters.pyrapl import NOT_INSTALLED, PyRaplBackend
@@ -172,18 +172,7 @@ def test_unreadable_energy_uj():
             path = tree.make_unreadable("intel-rapl:0")
             if os.geteuid() != 0:
                 os.chmod(path, 0)
-            env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-            proc = subprocess.run(
-                [sys.executable, "-c", _PROBE_AS_NOBODY, str(tree.sys), str(REPO / "tests")],
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd="/",
-                timeout=60,
-                check=False,
-            )
-            assert proc.returncode == 0, proc.stderr
-            result = json.loads(proc.stdout)
+            result = run_json(_PROBE_AS_NOBODY, str(tree.sys), str(REPO / "tests"))
     finally:
         subprocess.run(["rm", "-rf", base], check=False)
     assert not result["available"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from fakes.powercap import FakePowercap
+from fakes.unprivileged import run_json
 
 from energykernel.counters._unwrap import MAX_POLL_S
 from energykernel.counters.base import BackendUnavailable
@@ -338,18 +338,7 @@ def test_unreadable_energy_uj_gives_fix_and_security_caveat():
             path = tree.make_unreadable("intel-rapl:1")
             if os.geteuid() != 0:
                 os.chmod(path, 0)
-            env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
-            proc = subprocess.run(
-                [sys.executable, "-c", _PROBE_AS_NOBODY, str(tree.root)],
-                capture_output=True,
-                text=True,
-                env=env,
-                cwd="/",
-                timeout=60,
-                check=False,
-            )
-            assert proc.returncode == 0, proc.stderr
-            result = json.loads(proc.stdout)
+            result = run_json(_PROBE_AS_NOBODY, str(tree.root))
     finally:
         subprocess.run(["rm", "-rf", base], check=False)
     assert not result["available"]

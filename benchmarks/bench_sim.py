@@ -9,7 +9,11 @@ Prints wall times for the event-driven scheduler (targets):
   scan beyond 64 directions);
 * the widget-sized case, 200 tasks × 10 instances, in all three modes (target < 200 ms),
   and the simulator widget's update (numbers; numbers + charts rendered to PNG);
-* optimal (heuristic) on 10,000 tasks × 100 instances; building the Dataset of 100k steps.
+* optimal (heuristic) on 10,000 tasks × 100 instances; building the Dataset of 100k steps;
+* with dependencies: a layered DAG of 100,000 tasks (layers of 1,000, each task after 1–3
+  random tasks of the layer before) on 1,000 instances in monitor and optimize (target
+  < 5 s each), the workflow's validation (names resolved, cycle check), and optimal
+  (heuristic) on a 10,000-task DAG × 100 instances.
 """
 
 from __future__ import annotations
@@ -58,6 +62,24 @@ def workload(n: int, rng: np.random.Generator, random_dirs: bool = False) -> Wor
             dem = {c: v * scale[k] if c != "gpu" else v for c, v in base.items()}
         tasks.append(Task(f"t{k % 500}", float(dur[k]), dem))
     return Workflow(tasks)
+
+
+def dag_workload(n: int, rng: np.random.Generator, width: int = 1000,
+                 max_preds: int = 3) -> list[Task]:
+    """Tasks of :func:`workload`'s kinds in layers of ``width``; each task after 1 to
+    ``max_preds`` random tasks of the layer before (names unique: ``t0``, ``t1``, …)."""
+    kinds = rng.integers(0, len(KINDS), n)
+    scale = rng.choice([1, 2, 4], n)
+    dur = rng.exponential(60.0, n) + 1.0
+    count = rng.integers(1, max_preds + 1, n)
+    picks = rng.integers(0, width, (n, max_preds))
+    tasks = []
+    for k in range(n):
+        lo = (k // width - 1) * width
+        after = tuple(f"t{lo + p}" for p in picks[k, :count[k]]) if lo >= 0 else ()
+        dem = {c: v * scale[k] if c != "gpu" else v for c, v in KINDS[kinds[k]].items()}
+        tasks.append(Task(f"t{k}", float(dur[k]), dem, after))
+    return tasks
 
 
 def timed(label: str, fn, target_s: float | None = None):
@@ -122,6 +144,25 @@ def main() -> None:
           lambda: env.run(wf_rand, "optimize"))
     mid_env, mid_wf = fleet(100, rng), workload(10_000, rng)
     r = timed("optimal (heuristic) 10,000 tasks x 100 instances", lambda: mid_env.run(mid_wf, "optimal"))
+    print(f"{'':10s}{r.info['evaluations']} schedules evaluated, best: {r.info['best_candidate']}")
+    bench_dag(rng, nt, ni, env)
+
+
+def bench_dag(rng: np.random.Generator, nt: int, ni: int, env: ComputeEnvironment) -> None:
+    """The layered DAG cases (module docstring)."""
+    tasks = timed(f"build {nt:,} Task objects with 1-3 predecessors each",
+                  lambda: dag_workload(nt, rng, width=nt // 100))
+    wf = timed(f"Workflow of {nt:,} tasks: names resolved, cycle check", lambda: Workflow(tasks))
+    print(f"{'':10s}{wf.dag.edges:,} dependencies")
+    for mode in ("monitor", "optimize"):
+        r = timed(f"{mode:8s} DAG {nt:,} tasks x {ni:,} instances",
+                  lambda m=mode: env.run(wf, m), 5.0)
+        print(f"{'':10s}energy {r.energy_j / 3.6e6:,.1f} kWh, makespan {r.makespan_s:,.0f} s, "
+              f"{int(r.used.sum())} instances used")
+    mid_env = fleet(100, rng)
+    mid_wf = Workflow(dag_workload(10_000, rng, width=100))
+    r = timed("optimal (heuristic) DAG 10,000 tasks x 100 instances",
+              lambda: mid_env.run(mid_wf, "optimal"))
     print(f"{'':10s}{r.info['evaluations']} schedules evaluated, best: {r.info['best_candidate']}")
 
 

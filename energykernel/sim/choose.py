@@ -102,7 +102,8 @@ class ScoreTree:
         self.dirty.clear()
 
     def first(self, lam: float) -> int:
-        """The first instance in ``perm`` order with score ≥ ``lam``; -1 if none."""
+        """The first instance in ``perm`` order with score ≥ ``lam``; -1 if none (one
+        descent, inline: the hot path of ``monitor`` and ``optimize``)."""
         if self.dirty:
             self.sync()
         mx, size = self.mx, self.size
@@ -114,6 +115,11 @@ class ScoreTree:
             if mx[node] < lam:
                 node += 1
         return self.perm[node - size]
+
+    def first_pos(self, lam: float) -> int:
+        """The first *position* in ``perm`` with score ≥ ``lam``; -1 if none."""
+        i = self.first(lam)
+        return -1 if i < 0 else self.pos[i]
 
     def first_from(self, lam: float, p: int) -> int:
         """The first *position* ≥ ``p`` in ``perm`` with score ≥ ``lam``; -1 if none."""

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from .model import Task
 
 
+_CYCLE_SHOWN = 8  # names of a longer cycle shown in its error
+
+
 class DagError(SimulationInputError):
     """A bad ``after``: ``step`` (workflow position), ``task`` (its name), ``detail``."""
 
@@ -109,5 +112,9 @@ def _cycle_error(tasks: Sequence[Task], preds: list[tuple[int, ...]],
     cycle = path[on_path[s]:]
     k = cycle.index(min(cycle))  # start the message at the earliest step of the cycle
     cycle = cycle[k:] + cycle[:k]
-    chain = " after ".join(repr(tasks[c].name) for c in [*cycle, cycle[0]])
-    return DagError(cycle[0], tasks[cycle[0]].name, f"dependency cycle: {chain}")
+    names = [short_repr(tasks[c].name) for c in [*cycle, cycle[0]]]
+    if len(names) > _CYCLE_SHOWN:  # a long cycle: its ends and its length
+        names = [*names[:_CYCLE_SHOWN // 2], "…", *names[-(_CYCLE_SHOWN // 2):]]
+        return DagError(cycle[0], tasks[cycle[0]].name, "dependency cycle of "
+                        f"{len(cycle):,} tasks: {' after '.join(names)}")
+    return DagError(cycle[0], tasks[cycle[0]].name, f"dependency cycle: {' after '.join(names)}")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .choose import Dynamic, Pairs
+from .choose import Dynamic, Pairs, ScoreTree, energy_rate
 
 if TYPE_CHECKING:
     from .schedule import Problem
@@ -61,13 +61,15 @@ class IdleAware(Dynamic):
         self.inv_speed = (1 / prob.speed).tolist()
         self.inv_speed_arr = 1 / prob.speed
         self.inv_fastest = float(1 / prob.speed[self.allowed].max())
+        self.inv_slowest = float(1 / prob.speed[self.allowed].min())
+        self.p_new = np.where(self.in_use_arr, 0.0, idle_w)  # idle × pue of the unused
         self.cap_arr = np.array(prob.cap)  # (NC, n)
         self.dem_row = prob.dem_row.tolist()
         self.dem_list = [[(c, v) for c, v in enumerate(row) if v] for row in prob.dem_uniq.tolist()]
         self.version = 0  # bumped whenever an instance with idle power is first used
-        self._least_idle: tuple[int, float] = (-1, 0.0)
+        self.least_idle_w = self._least_idle()
+        self.least_rate: dict[int, float] = {}  # direction → least W per unit of it
         self._unused: dict[int, tuple[int, np.ndarray]] = {}
-        self._least_rate: dict[int, float] = {}
 
     def placed(self, i: int, end_s: float) -> None:
         """Called when a task is put on ``i`` (before :meth:`changed`), ending at ``end_s``."""
@@ -79,27 +81,20 @@ class IdleAware(Dynamic):
             if not self.in_use[i]:
                 self.in_use[i] = True
                 self.in_use_arr[i] = True
+                self.p_new[i] = 0.0
                 self.version += 1
+                self.least_idle_w = self._least_idle()
 
-    def _least_idle_w(self) -> float:
+    def _least_idle(self) -> float:
         """The smallest idle × pue among allowed instances not used yet (inf if none)."""
-        version, value = self._least_idle
-        if version != self.version:
-            left = self.p_arr[self.allowed & ~self.in_use_arr]
-            value = float(left.min()) if left.size else _INF
-            self._least_idle = (self.version, value)
-        return value
+        left = self.p_arr[self.allowed & ~self.in_use_arr]
+        return float(left.min()) if left.size else _INF
 
-    def _least_rate_j(self, k: int, j: int) -> float:
-        """The smallest task energy per second (at speed 1) of task ``k`` on any instance
-        of its direction ``j``."""
-        row = self.dem_row[k]
-        value = self._least_rate.get(row)
-        if value is None:
-            rates = (self.w_rows @ self.prob.dem_uniq[row])[self.usable[j]]
-            value = float(rates.min()) if rates.size else _INF
-            self._least_rate[row] = value
-        return value
+    def _tree(self, j: int) -> ScoreTree:
+        tree = super()._tree(j)
+        rates = energy_rate(self.prob, self.dirs[j])[self.usable[j]]
+        self.least_rate[j] = float(rates.min()) if rates.size else _INF
+        return tree
 
     def _unused_of(self, j: int) -> np.ndarray:
         """Allowed instances of direction ``j`` that have idle power and ran no task yet."""
@@ -121,15 +116,15 @@ class IdleAware(Dynamic):
         stopping once no later one can be cheaper; unused ones by a vectorised scan, skipped
         when even the least idle and energy could not beat the best so far."""
         j = self.dir_of_task[k]
-        tree, lam = self._tree(j), self.lam[k]
-        d, w = self.dur[k], self.w
+        tree = self.trees.get(j) or self._tree(j)
+        lam, d, w, inv_speed = self.lam[k], self.dur[k], self.w, self.inv_speed
         dem = self.dem_list[self.dem_row[k]]
-        rate_u = self.idle_rate_w
-        ext_min = now + d * self.inv_fastest - self.makespan_s
+        rate_u, makespan = self.idle_rate_w, self.makespan_s
+        ext_min = now + d * self.inv_fastest - makespan
         ext_min = ext_min if ext_min > 0 else 0.0
         best, best_i = _INF, -1
         perm = tree.perm
-        pos = tree.first_from(lam, 0)
+        pos = tree.first_pos(lam)
         while pos >= 0:
             i = perm[pos]
             wi = w[i]
@@ -139,15 +134,15 @@ class IdleAware(Dynamic):
             energy *= d
             if energy + rate_u * ext_min >= best:
                 break
-            ext = self._extension(d, i, now)
-            cost = energy + rate_u * ext
+            ext = now + d * inv_speed[i] - makespan
+            cost = energy + rate_u * ext if ext > 0 else energy
             if cost < best:
                 best, best_i = cost, i
             if ext <= ext_min or not rate_u:  # nothing later in the order can cost less
                 break
             pos = tree.first_from(lam, pos + 1)
-        least_idle = self._least_idle_w()
-        if least_idle < _INF and d * self._least_rate_j(k, j) + least_idle * self.makespan_s < best:
+        least_idle = self.least_idle_w
+        if least_idle < _INF and d * lam * self.least_rate[j] + least_idle * makespan < best:
             best_i = self._pick_unused(k, j, pairs, now, best, best_i)
         return best_i
 
@@ -162,28 +157,28 @@ class IdleAware(Dynamic):
         idx = idx[ok]
         if not idx.size:
             return best_i
-        cost = self._idle_costs(k, idx, now, opened=False)
+        d, makespan = self.dur[k], self.makespan_s
+        ext = np.maximum(d * self.inv_speed_arr[idx] + (now - makespan), 0.0)
+        p = self.p_arr[idx]
+        cost = (d * (self.w_rows[idx] @ self.prob.demand[k]) + (self.idle_rate_w + p) * ext
+                + p * makespan)
         m = int(np.argmin(cost))
         if cost[m] < best or (cost[m] == best and idx[m] < best_i):
             return int(idx[m])
         return best_i
 
-    def _idle_costs(self, k: int, idx: np.ndarray, now: float, opened: bool | np.ndarray
-                    ) -> np.ndarray:
-        """Cost (class docstring) of task ``k`` on instances ``idx`` (``opened``: used)."""
-        d = self.dur[k]
-        energy = d * (self.w_rows[idx] @ self.prob.demand[k])
-        ext = np.maximum(now + d * self.inv_speed_arr[idx] - self.makespan_s, 0.0)
-        cost = energy + self.idle_rate_w * ext
-        p = np.where(opened, 0.0, self.p_arr[idx])
-        return cost + p * (self.makespan_s + ext)
-
     def _pick_scan(self, k: int, pairs: Pairs, now: float) -> int:
-        idx = np.flatnonzero(self._fits_now(pairs))
-        if not idx.size:
-            return -1
-        cost = self._idle_costs(k, idx, now, opened=self.in_use_arr[idx])
-        return int(idx[int(np.argmin(cost))])
+        """Least cost over all instances at once (beyond ``MAX_ORDERS`` directions)."""
+        ok = self._fits_now(pairs)
+        d, makespan = self.dur[k], self.makespan_s
+        cost = (self.prob.demand[k] @ self.w_arr) * d
+        if now + d * self.inv_slowest > makespan:  # some choice makes the schedule longer
+            ext = np.maximum(d * self.inv_speed_arr + (now - makespan), 0.0)
+            cost += (self.idle_rate_w + self.p_new) * ext
+        if makespan:
+            cost += self.p_new * makespan
+        i = int(np.argmin(np.where(ok, cost, np.inf)))
+        return i if ok[i] else -1
 
     def cost(self, k: int, i: int, now: float) -> float:
         """The cost (class docstring) on ``i``, an instance in use."""

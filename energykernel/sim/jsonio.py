@@ -5,8 +5,9 @@ Instances: ``{"instances": [{"name", "speed", "idle_power_w", "pue", "intensity_
 required. Tasks: ``{"tasks": [{"name", "duration_s", "demand": {...}, "after": [...]}]}``;
 ``demand`` and ``after`` (names of tasks that must end first) may be omitted; a name in
 ``after`` that no entry has, or a cycle, names the file, the entry and the field (raised by
-:meth:`.Workflow.from_json`, which checks the file's tasks as one workflow). Unknown fields are rejected (a typo must not be silently ignored), and so is a key
-given twice in one object (JSON parsers keep the last silently), at any level. Numbers must
+:meth:`.Workflow.from_json`, which checks the file's tasks as one workflow). Unknown fields
+are rejected (a typo must not be silently ignored), and so is a key given twice in one
+object (JSON parsers keep the last silently), at any level. Numbers must
 lie within the field bounds of :func:`.model._number` (finite, at most 1e15): one beyond the
 float range (``1e400``, a 5000-digit integer) is out of range like any other, never a
 traceback; nesting too deep for the parser is an error naming the file.

@@ -338,18 +338,22 @@ class ComputeEnvironment:
 
     def run(self, workflow: Workflow | Sequence[Task], mode: str = "monitor", *,
             deadline_s: float | None = None, objective: str = "auto",
-            products: Iterable[Any] = ()) -> SimulationResult:
+            products: Iterable[Any] = (), idle_aware: bool = False) -> SimulationResult:
         """Simulate ``workflow`` here: ``mode`` is ``monitor``, ``optimize`` or ``optimal``.
 
         ``deadline_s`` (optimal only) bounds the makespan; ``objective`` (optimal only) is
         ``energy``, ``carbon`` or ``auto`` (carbon when every instance has an intensity).
-        Each :class:`~energykernel.sim.DataProduct` in ``products`` records the result.
+        ``idle_aware`` (optimize only): rank instances by the energy a choice adds, the
+        idle power it commits included, instead of the task's own energy there (the
+        default, DESIGN §5); greedy, so it can lose on some fleets. Each
+        :class:`~energykernel.sim.DataProduct` in ``products`` records the result.
         """
         from .schedule import simulate
 
         if not isinstance(workflow, Workflow):
             workflow = Workflow(workflow)
-        result = simulate(self, workflow, mode, deadline_s=deadline_s, objective=objective)
+        result = simulate(self, workflow, mode, deadline_s=deadline_s, objective=objective,
+                          idle_aware=idle_aware)
         for product in products:
             product.observe(result)
         return result

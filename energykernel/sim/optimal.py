@@ -125,8 +125,8 @@ def _heuristic(prob: Problem, search: _Search, weight: np.ndarray) -> None:
     for mode in ("optimize", "monitor"):
         search.consider(mode, *run_schedule(prob, mode))
     if (prob.idle_w > 0).any():
-        search.consider("optimize by task energy alone",
-                        *run_schedule(prob, "optimize", idle_aware=False))
+        search.consider("optimize counting idle power",
+                        *run_schedule(prob, "optimize", idle_aware=True))
     steps = np.asarray(prob.steps)
     everywhere = np.ones(prob.n, dtype=bool)
     cheapest = _cheapest(prob, weight, deadline_s, everywhere)

@@ -13,7 +13,7 @@ capacity (:mod:`.choose`: which instance, by mode).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -146,12 +146,13 @@ def _check_fits(prob: Problem, capa: np.ndarray) -> None:
 
 
 def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
-                 allowed: np.ndarray | None = None, idle_aware: bool = True
+                 allowed: np.ndarray | None = None, idle_aware: bool = False
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(instance, start_s, end_s) per workflow step, under the queueing rule above.
 
     ``mode`` is ``monitor``, ``optimize`` (optionally only over ``allowed`` instances, which
-    must hold every task; ``idle_aware=False`` ranks by task energy alone) or ``assigned``
+    must hold every task; ranked by task energy, or with ``idle_aware`` by the energy the
+    choice adds, idle included) or ``assigned``
     (step *s* runs on ``assign[s]``).
     """
     free = [list(col) for col in prob.cap]
@@ -171,25 +172,13 @@ def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
     demand = prob.demand.tolist()
     speed = prob.speed.tolist()
     running = [0] * prob.n
-    heap: list[tuple[float, int, int, int]] = []
+    heap: list[tuple[float, int, int, int]] = []  # (end, step, instance, task)
     pop, push = heapq.heappop, heapq.heappush
     n_steps = len(steps)
     inst = [0] * n_steps
     start = [0.0] * n_steps
     end = [0.0] * n_steps
     changed, pick, among = chooser.changed, chooser.pick, chooser.among
-    # Ready steps: those ready at 0 in order (``initial[nxt:]``), and a heap of those made
-    # ready later by the end of their last predecessor; the head is the smaller of the two.
-    initial: Sequence[int] = range(n_steps)
-    succ: list[list[int]] | None = None
-    indeg: list[int] = []
-    if prob.dag is not None:
-        succ = prob.dag.succ
-        indeg = [len(ps) for ps in prob.dag.preds]
-        initial = [s for s in range(n_steps) if not indeg[s]]
-    n_initial, nxt = len(initial), 0
-    later: list[int] = []
-    now, blocked, done = 0.0, -1, 0
 
     def release(i: int, kk: int) -> None:
         running[i] -= 1
@@ -202,41 +191,7 @@ def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
                     free[c][i] += d
         changed(i)
 
-    while done < n_steps:
-        released: list[int] = []
-        while heap and heap[0][0] <= now:
-            _, s, i, kk = pop(heap)
-            release(i, kk)
-            released.append(i)
-            if succ is not None:
-                for t in succ[s]:
-                    indeg[t] -= 1
-                    if not indeg[t]:
-                        push(later, t)
-        if nxt < n_initial and not (later and later[0] < initial[nxt]):
-            s = initial[nxt]
-        elif later:
-            s = later[0]
-        else:  # nothing ready: the next completion makes some step ready (the DAG is acyclic)
-            now = heap[0][0]
-            continue
-        k = steps[s]
-        pairs = pairs_of[k]
-        if fixed is not None:
-            fixed.step = s
-        # After a failed choice only the instances released since can change it.
-        i = among(k, pairs, released, now) if s == blocked else pick(k, pairs, now)
-        if i < 0:
-            if not heap:  # every instance empty and still no fit (checked at compile)
-                raise UnschedulableError(f"task {prob.tasks[k].name!r} fits no instance"
-                                         f"{' assigned' if fixed is not None else ''}")
-            blocked, now = s, heap[0][0]
-            continue
-        blocked = -1
-        if nxt < n_initial and s == initial[nxt]:
-            nxt += 1
-        else:
-            pop(later)
+    def place(s: int, k: int, i: int, now: float) -> None:
         for c, d in enumerate(demand[k]):
             if d:
                 free[c][i] -= d
@@ -247,16 +202,91 @@ def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
         changed(i)
         push(heap, (e, s, i, k))
         inst[s], start[s], end[s] = i, now, e
-        done += 1
+
+    def unschedulable(k: int) -> UnschedulableError:  # every instance empty, still no fit
+        return UnschedulableError(f"task {prob.tasks[k].name!r} fits no instance"
+                                  f"{' assigned' if fixed is not None else ''}")
+
+    now = 0.0
+    if prob.dag is None:  # every step ready at 0: workflow order
+        for s, k in enumerate(steps):
+            pairs = pairs_of[k]
+            if fixed is not None:
+                fixed.step = s
+            while heap and heap[0][0] <= now:
+                _, _, i, kk = pop(heap)
+                release(i, kk)
+            i = pick(k, pairs, now)
+            # Nothing fits at ``now``: only instances released later can change that, so
+            # wait for the next completions and look at those instances only.
+            while i < 0:
+                if not heap:
+                    raise unschedulable(k)
+                now = heap[0][0]
+                released = []
+                while heap and heap[0][0] <= now:
+                    _, _, i, kk = pop(heap)
+                    release(i, kk)
+                    released.append(i)
+                i = among(k, pairs, released, now)
+            place(s, k, i, now)
+    else:
+        _by_readiness(prob.dag, steps, pairs_of, fixed, heap, release, place, pick, among,
+                      unschedulable)
     return np.array(inst, dtype=np.int64), np.array(start), np.array(end)
 
 
+def _by_readiness(dag: Dag, steps: list[int], pairs_of: list, fixed: Assigned | None,
+                  heap: list[tuple[float, int, int, int]], release: Callable, place: Callable,
+                  pick: Callable, among: Callable, unschedulable: Callable) -> None:
+    """The loop of :func:`run_schedule` with dependencies: the head of the ready steps (a
+    heap of positions) is placed at ``now`` or blocks; completions make steps ready."""
+    pop, push = heapq.heappop, heapq.heappush
+    succ = dag.succ
+    indeg = [len(ps) for ps in dag.preds]
+    ready = [s for s, d in enumerate(indeg) if not d]  # sorted: already a heap
+    now, blocked, left = 0.0, -1, len(steps)
+    while left:
+        released: list[int] = []
+        while heap and heap[0][0] <= now:
+            _, s, i, kk = pop(heap)
+            release(i, kk)
+            released.append(i)
+            for t in succ[s]:
+                indeg[t] -= 1
+                if not indeg[t]:
+                    push(ready, t)
+        if not ready:  # the next completion makes some step ready (the DAG is acyclic)
+            now = heap[0][0]
+            continue
+        s = ready[0]
+        k = steps[s]
+        pairs = pairs_of[k]
+        if fixed is not None:
+            fixed.step = s
+        # After a failed choice only the instances released since can change it.
+        i = among(k, pairs, released, now) if s == blocked else pick(k, pairs, now)
+        if i < 0:
+            if not heap:
+                raise unschedulable(k)
+            blocked, now = s, heap[0][0]
+            continue
+        blocked = -1
+        pop(ready)
+        place(s, k, i, now)
+        left -= 1
+
+
 def simulate(env: ComputeEnvironment, workflow: Workflow, mode: str, *,
-             deadline_s: float | None = None, objective: str = "auto") -> SimulationResult:
-    """Simulate ``workflow`` on ``env`` in ``mode`` (see the module docstring)."""
+             deadline_s: float | None = None, objective: str = "auto",
+             idle_aware: bool = False) -> SimulationResult:
+    """Simulate ``workflow`` on ``env`` in ``mode`` (see the module docstring);
+    ``idle_aware``: optimize ranks by the energy a choice adds, idle included."""
     check_mode(mode)
     if deadline_s is not None and mode != "optimal":
         raise SimulationInputError("deadline_s: only the 'optimal' mode takes a deadline")
+    if not isinstance(idle_aware, bool):
+        raise SimulationInputError(f"idle_aware: must be True or False, got {idle_aware!r}")
     prob = compile_problem(env, workflow)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is named just below
         if mode == "optimal":
@@ -264,7 +294,7 @@ def simulate(env: ComputeEnvironment, workflow: Workflow, mode: str, *,
 
             result = solve(prob, deadline_s=deadline_s, objective=objective)
         else:
-            inst, start, end = run_schedule(prob, mode)
+            inst, start, end = run_schedule(prob, mode, idle_aware=idle_aware)
             result = SimulationResult.build(prob, mode, inst, start, end)
         check_finite(prob, result)
     return result

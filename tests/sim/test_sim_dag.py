@@ -254,3 +254,14 @@ def test_example_with_dependencies_runs_in_every_mode():
             assert all(r.start_s[s] >= r.end_s[p] for p in ps)
     assert results["optimal"].info["objective"] == "carbon"
     assert results["optimal"].emissions_g <= results["optimize"].emissions_g * (1 + 1e-12)
+
+
+def test_a_long_cycle_is_named_by_its_ends_and_length():
+    n = 5000
+    tasks = [Task(f"t{k}", 1, after=[f"t{(k - 1) % n}"]) for k in range(n)]
+    with pytest.raises(SimulationInputError) as err:
+        Workflow(tasks)
+    text = str(err.value)
+    assert text.startswith("workflow[0] ('t0'): field 'after': dependency cycle of 5,000 tasks: "
+                           "'t0' after 't4999' after 't4998' after 't4997' after … after ")
+    assert text.endswith("after 't2' after 't1' after 't0'") and len(text) < 300

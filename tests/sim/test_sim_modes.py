@@ -310,7 +310,7 @@ def test_dependencies_and_idle_power_match_naive_reference(seed, mode, scan, mon
         monkeypatch.setattr(choose, "MAX_ORDERS", 0)
     rng = np.random.default_rng(50 + seed)
     env, wf = random_env(rng, n=6, idle=True), random_workflow(rng, n=50, dag=True)
-    r = env.run(wf, mode)
+    r = env.run(wf, mode, idle_aware=True)  # the reference ranks optimize with idle
     assert_same(r, naive_schedule(env, wf, mode))
     for s, ps in enumerate(wf.dag.preds):
         assert all(r.start_s[s] >= r.end_s[p] for p in ps)
@@ -341,7 +341,8 @@ def test_optimize_counts_the_idle_power_a_new_instance_adds():
     assert before.energy_j == pytest.approx(3260)
     # Counting idle: t0 on small adds 160 + 150 × 10 = 1,660 J, on big 200 + 100 × 10 =
     # 1,200 J; then big is in use (200 J a task) while small would still add 1,660 J.
-    opt = env.run(wf, "optimize")
+    assert env.run(wf, "optimize").energy_j == pytest.approx(3260)  # DESIGN §5's rule
+    opt = env.run(wf, "optimize", idle_aware=True)
     assert placed(opt) == [(f"t{k}", "big", 0, 10) for k in range(4)]
     assert opt.energy_j == pytest.approx(mon.energy_j)
 
@@ -353,7 +354,7 @@ def test_optimize_counts_the_makespan_a_slow_instance_adds():
     wf = Workflow([Task("only-a", 10, {"ram": 1}), Task("work", 20, {"cpu": 4})])
     # work on a: 80 J but it ends at 20 s, 10 s past the makespan, while a idles (10 W):
     # 180 J; on b (speed 2): 10 s × 4 × 2.5 = 100 J, ending at 10 s.
-    opt = env.run(wf, "optimize")
+    opt = env.run(wf, "optimize", idle_aware=True)
     assert placed(opt) == [("only-a", "a", 0, 10), ("work", "b", 0, 10)]
     assert opt.energy_j == pytest.approx(10 + 100 + 10 * 10)
     before = energy_alone(env, wf)

@@ -115,10 +115,9 @@ def random_case(rng):
     return ComputeEnvironment(instances), Workflow(tasks)
 
 
-@pytest.mark.parametrize("seed", range(12))
-def test_optimal_is_exact_on_small_cases_and_never_worse_than_optimize(seed):
-    rng = np.random.default_rng(seed)
-    env, wf = random_case(rng)
+def check_exact(env, wf):
+    """optimal equals brute force (with and without optimize's makespan as a deadline),
+    is proved optimal by the MILP, and is never worse than optimize; returns it."""
     prob = compile_problem(env, wf)
     opt = env.run(wf, "optimize")
     best = env.run(wf, "optimal")
@@ -130,6 +129,12 @@ def test_optimal_is_exact_on_small_cases_and_never_worse_than_optimize(seed):
     assert constrained.makespan_s <= deadline + 1e-9
     assert constrained.energy_j <= opt.energy_j + 1e-9
     assert constrained.energy_j == pytest.approx(brute_force(prob, deadline))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_optimal_is_exact_on_small_cases_and_never_worse_than_optimize(seed):
+    check_exact(*random_case(np.random.default_rng(seed)))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -167,18 +172,9 @@ def test_optimal_with_dependencies_is_exact_and_never_worse_than_optimize(seed):
     rng = np.random.default_rng(200 + seed)
     env, _ = random_case(rng)
     wf = random_dag(rng, 5)
-    prob = compile_problem(env, wf)
-    opt = env.run(wf, "optimize")
-    best = env.run(wf, "optimal")
-    assert best.energy_j <= opt.energy_j + 1e-9
-    assert best.energy_j == pytest.approx(brute_force(prob))
-    assert best.info["solver"] == "milp" and best.info["proven_optimal"]
+    best = check_exact(env, wf)
     for s, ps in enumerate(wf.dag.preds):
         assert all(best.start_s[s] >= best.end_s[p] for p in ps)
-    deadline = opt.makespan_s
-    constrained = env.run(wf, "optimal", deadline_s=deadline)
-    assert constrained.makespan_s <= deadline + 1e-9
-    assert constrained.energy_j == pytest.approx(brute_force(prob, deadline))
 
 
 def test_milp_bound_follows_the_longest_chain():

@@ -109,13 +109,15 @@ def short_repr(value: object, max_chars: int = 60) -> str:
 
 def si_interval(value: float, lo: float, hi: float, unit: str) -> str:
     """A figure with its interval: ``1.23 J`` when the interval is within 2 % of it,
-    ``≈ 1.2 J ± 0.1 J`` otherwise, ``< 34 mJ`` when the interval reaches 0 or is wider
-    than the figure (below resolution)."""
+    ``≈ 1.2 J ± 0.1 J`` when within ±50 %, ``8 J (3.3 J–29 J)`` when wider, and ``< 34 mJ``
+    when the interval reaches 0 (below resolution)."""
     if lo != lo or hi != hi:  # no interval known
         return si(value, unit)
     if hi - lo <= 0.02 * abs(value):
         return si(value, unit)
-    half = max(hi - value, value - lo)
-    if lo <= 0 or half >= abs(value):  # the interval reaches 0: below resolution
+    if lo <= 0:  # the interval reaches 0: below resolution
         return f"< {si(hi, unit)}"
-    return f"≈ {si(value, unit)} ± {si(half, unit)}"
+    half = max(hi - value, value - lo)
+    if half <= 0.5 * abs(value):
+        return f"≈ {si(value, unit)} ± {si(half, unit)}"
+    return f"{si(value, unit)} ({si(lo, unit)}–{si(hi, unit)})"  # wide: the range itself

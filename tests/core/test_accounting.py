@@ -55,5 +55,5 @@ def test_figures_are_shown_with_their_interval():
     assert si_interval(1.234, 1.233, 1.235, "J") == "1.23 J"
     assert si_interval(1.2, 1.1, 1.3, "J") == "≈ 1.2 J ± 100 mJ"
     assert si_interval(0.0337, 0.0, 0.0337, "J") == "< 33.7 mJ"
-    assert si_interval(0.01, 0.001, 0.05, "J") == "< 50 mJ"  # wider than the figure
+    assert si_interval(0.01, 0.001, 0.05, "J") == "10 mJ (1 mJ–50 mJ)"  # wide: the range
     assert si_interval(2.0, math.nan, math.nan, "J") == "2 J"

@@ -36,6 +36,7 @@ from energykernel.carbon.intensity import (
     UnknownRegionError,
     intensity,
     intensity_info,
+    region_choices,
     regions,
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "nn_eq",
     "nn_et",
     "nn_total",
+    "region_choices",
     "regions",
     "sci",
     "to_if_manifest",

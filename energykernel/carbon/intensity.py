@@ -17,7 +17,8 @@ import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
-__all__ = ["IntensityInfo", "UnknownRegionError", "intensity", "intensity_info", "regions"]
+__all__ = ["IntensityInfo", "UnknownRegionError", "intensity", "intensity_info", "region_choices",
+           "regions"]
 
 
 class UnknownRegionError(KeyError, ValueError):
@@ -106,6 +107,33 @@ def regions(kind: str | None = None, provider: str | None = None) -> list[Intens
     rows, _ = _table()
     return [r for r in rows.values()
             if (kind is None or r.kind == kind) and (provider is None or r.provider == provider)]
+
+
+_KIND_ORDER = {"country": 0, "subdivision": 1, "region": 2}
+
+
+@functools.cache
+def region_choices() -> dict[str, str]:
+    """What a region field offers: label → code, grouped (countries, then states, then cloud
+    regions by provider), each label naming the place, its code and its intensity, e.g.
+    ``"country · France (FR) · 56 g/kWh"``; every code is one :func:`intensity` takes."""
+    rows, _ = _table()
+    chosen = [r for r in rows.values() if r.kind in _KIND_ORDER
+              and not (r.kind == "subdivision" and not re.fullmatch(r"[A-Z]{2}-[A-Z]{2}", r.code))]
+    chosen.sort(key=lambda r: (_KIND_ORDER[r.kind], r.provider, r.name.lower()))
+    out: dict[str, str] = {}
+    for r in chosen:
+        if r.kind == "country":
+            code = r.alpha2 or r.code
+            label = f"country · {r.name} ({code})"
+        elif r.kind == "subdivision":
+            code = r.code
+            label = f"state ({r.alpha2}) · {r.name} ({code})"
+        else:
+            code = r.code
+            label = f"cloud · {r.name} [{code}]"
+        out[f"{label} · {r.value_g_per_kwh:.0f} g/kWh"] = code
+    return out
 
 
 def _suggest(key: str, rows: dict[str, IntensityInfo], keys: dict[str, str]) -> list[str]:

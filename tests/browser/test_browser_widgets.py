@@ -130,7 +130,7 @@ def test_nn_calculator_follows_the_pure_function(page, run_notebook, screenshot)
     assert _shown_total_t(calc) == pytest.approx(553.142, abs=1e-3)
 
     # Type a worse datacentre PUE.
-    training.get_by_label("pue", exact=True).fill("1.5")
+    training.get_by_label("PUE (×)", exact=True).fill("1.5")
     values["training"]["pue"] = "1.5"
     _expect_total(page, calc, values)
 
@@ -142,7 +142,7 @@ def test_nn_calculator_follows_the_pure_function(page, run_notebook, screenshot)
     region.press("Enter")
     values["training"]["intensity_g_per_kwh"] = repr(intensity("FR"))
     _expect_total(page, calc, values)
-    shown = training.get_by_label("intensity_g_per_kwh", exact=True).input_value()
+    shown = training.get_by_label("Grid intensity (gCO2e/kWh)", exact=True).input_value()
     assert float(shown) == pytest.approx(intensity("FR"))
     screenshot(calc, "nn-calculator.png", docs_name="widget-nn-calculator.png")
 
@@ -151,15 +151,21 @@ def test_nn_calculator_follows_the_pure_function(page, run_notebook, screenshot)
     _expect_total(page, calc, values, "training hours")
 
     # An invalid entry is flagged next to its field, never a traceback.
-    hours = training.get_by_label("hours", exact=True)
+    hours = training.get_by_label("Duration (hours)", exact=True)
     hours.fill("-3")
     field_row = training.locator(".widget-hbox").filter(
-        has=page.get_by_label("hours", exact=True))
+        has=page.get_by_label("Duration (hours)", exact=True))
     page.wait_for_function("el => el.innerText.includes('hours must be >= 0')",
                            arg=field_row.element_handle())
     page.wait_for_function("el => el.innerText.includes('fix the highlighted fields')",
                            arg=calc.element_handle())
     assert "Traceback" not in page.locator(".jp-Notebook").inner_text()
+    # the chart still shows the last valid inputs, faded and said so
+    page.wait_for_function("el => el.querySelector('.ek-nn-chart.ek-stale') !== null && "
+                           "getComputedStyle(el.querySelector('.ek-nn-chart')).opacity < 0.5",
+                           arg=calc.element_handle())
+    assert "out of date" in calc.locator(".ek-nn-chart-caption").inner_text()
+    screenshot(calc, "nn-calculator-invalid.png")
     hours.fill("100")
     values["training"]["hours"] = "100"
     _expect_total(page, calc, values, "training hours")

@@ -15,10 +15,12 @@ pytest.importorskip("matplotlib")
 
 from energykernel.jupyter.widgets.carbon import (
     CUSTOM,
+    FIELDS,
     PRESETS,
     SWEEPS,
     compute,
     nn_calculator,
+    region_code,
     sweep,
     sweep_points,
 )
@@ -175,3 +177,50 @@ def test_sweep_with_the_swept_field_invalid_still_sweeps():
     assert totals[1] == pytest.approx(2 * totals[0])
     vals["training"]["hours"] = "soon"
     assert all(t != t for t in sweep(vals, "training", "pue", [1.0, 2.0]))
+
+
+def test_fields_are_words_with_units_and_name_their_parameter():
+    calc = nn_calculator()
+    labels = {key: box.description for key, box in calc._inputs.items()}
+    assert labels["training.hardware_power_w"] == "Power per accelerator (W)"
+    assert labels["training.intensity_g_per_kwh"] == "Grid intensity (gCO2e/kWh)"
+    assert labels["embodied.production_energy_kwh"] == "Production energy (kWh each)"
+    for key, box in calc._inputs.items():
+        phase, field = key.split(".")
+        assert "_" not in box.description, key  # never a raw parameter name
+        assert f"parameter {field} of" in box.tooltip and f"{phase}=" in box.tooltip
+    assert sum(len(f) for f in FIELDS.values()) == len(labels)
+
+
+def test_region_field_offers_names_and_codes_grouped():
+    from energykernel.carbon import region_choices
+
+    calc = nn_calculator()
+    region = calc.widget.children[1].children[0].children[1].children[0]
+    assert region.description == "Region"
+    options = list(region.options)
+    assert options == list(region_choices())
+    france = next(o for o in options if "France" in o)
+    assert france.startswith("country · France (FR)") and "g/kWh" in france
+    kinds = [o.split(" · ")[0].split(" (")[0] for o in options]
+    # grouped: every country, then every state, then every cloud region
+    assert kinds == sorted(kinds, key=["country", "state", "cloud"].index)
+    assert any(o.startswith("cloud · AWS eu-north-1") for o in options)
+    # a chosen suggestion, a typed code and a typed name give the same intensity
+    for text in (france, "FR", "France", "fra"):
+        calc._region("training", text)
+        assert float(calc._inputs["training.intensity_g_per_kwh"].value) == intensity("FR")
+    assert region_code(france) == "FR"
+    assert region_code(" aws:eu-north-1 ") == "aws:eu-north-1"
+
+
+def test_invalid_fields_mark_the_chart_stale_until_fixed():
+    calc = nn_calculator()
+    assert calc.chart.value and not calc.stale
+    before = calc.chart.value
+    calc.set(training__hours="-3")
+    assert calc.result is None and calc.stale
+    assert calc.chart.value == before  # the last valid chart, marked, not a blank
+    assert "out of date" in calc.caption.value
+    calc.set(training__hours="100")
+    assert not calc.stale and "out of date" not in calc.caption.value

@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from energykernel.carbon import NNBreakdown, check_number, intensity, nn_total, regions
+from energykernel.carbon import NNBreakdown, check_number, intensity, nn_total, region_choices
 from energykernel.carbon.sweep import sweep_points as _sweep_points
 from energykernel.carbon.sweep import sweep_totals
 from energykernel.viz.carbon import nn_description as chart_description
@@ -32,6 +32,46 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "embodied": ("device_count", "production_energy_kwh", "intensity_g_per_kwh",
                  "transport_factor"),
 }
+
+#: What each field is called on the form (words with units) and its tooltip; the tooltip
+#: names the parameter of the calculators (:func:`energykernel.carbon.nn_total`).
+FIELD_TEXT: dict[str, tuple[str, str]] = {
+    "hardware_count": ("Accelerators", "number of GPUs/TPUs used"),
+    "hardware_power_w": ("Power per accelerator (W)", "average power draw of one accelerator"),
+    "server_count": ("Servers", "number of host servers (beyond the accelerators)"),
+    "server_power_w": ("Power per server (W)", "average power draw of one server"),
+    "hours": ("Duration (hours)", "wall-clock hours of the phase"),
+    "pue": ("PUE (×)", "datacentre power usage effectiveness, ≥ 1"),
+    "intensity_g_per_kwh": ("Grid intensity (gCO2e/kWh)",
+                            "carbon intensity of the electricity; a region fills it in"),
+    "transport_factor": ("Transport factor (×)", "multiplier for shipping and installation, ≥ 1"),
+    "device_count": ("Devices", "number of devices whose manufacture is counted"),
+    "production_energy_kwh": ("Production energy (kWh each)",
+                              "energy to manufacture one device"),
+}
+#: A chart out of date with the fields is drawn faded (the class is set by the widget).
+STALE_CSS = ".ek-stale{opacity:.3;filter:grayscale(1)}"
+REGION_HELP = ("a country (FR, France), a US state (US-CA) or a cloud region "
+               "(aws:eu-north-1); its grid intensity fills the field below")
+
+
+def field_label(field: str) -> str:
+    """The words a field is shown with (its parameter name when it has none)."""
+    return FIELD_TEXT.get(field, (field, ""))[0]
+
+
+def field_tooltip(phase: str, field: str) -> str:
+    """A field's tooltip: what it is, and the parameter it sets."""
+    what = FIELD_TEXT.get(field, ("", ""))[1]
+    param = f"parameter {field} of energykernel.carbon.nn_total({phase}=...)"
+    return f"{what} — {param}" if what else param
+
+
+def region_code(text: str) -> str:
+    """The code behind a region field's text: a suggested label's code, else the text as
+    typed (an ISO code, a name or a cloud region)."""
+    return region_choices().get(text, text).strip()
+
 
 _OFF = {"inference": dict(server_count=0, server_power_w=0, hours=0, pue=1.0,
                           intensity_g_per_kwh=0, transport_factor=1.0),
@@ -147,22 +187,24 @@ class NNCalculator:
                                  description="Preset", layout=w.Layout(width="auto"))
         self.sweep = w.Dropdown(options=list(SWEEPS), value="training PUE",
                                 description="Sweep", layout=w.Layout(width="auto"))
-        codes = sorted(r.code for r in regions() if r.kind in ("country", "region"))
-        # a field takes its column's width (up to 320 px) and shrinks with it; its error
+        choices = list(region_choices())
+        # a field takes its column's width (up to 360 px) and shrinks with it; its error
         # message sits beside it, or wraps below it in a narrow column
-        field = w.Layout(width="100%", max_width="320px", min_width="0")
+        field = w.Layout(width="100%", max_width="360px", min_width="0")
         boxes = []
         for phase, fields in FIELDS.items():
             rows = [w.HTML(f"<b>{phase}</b>")]
-            region = w.Combobox(options=codes, placeholder="region code",
+            region = w.Combobox(options=choices, placeholder="FR, France, aws:eu-north-1…",
                                 description="Region", ensure_option=False,
-                                style={"description_width": "160px"}, layout=field)
+                                tooltip=REGION_HELP,
+                                style={"description_width": "190px"}, layout=field)
             region.observe(lambda ch, p=phase: self._region(p, ch["new"]), "value")
             rows.append(w.HBox([region], layout=w.Layout(width="100%")))
             for f in fields:
                 key = f"{phase}.{f}"
-                self._inputs[key] = w.Text(description=f, style={"description_width": "160px"},
-                                           layout=field)
+                self._inputs[key] = w.Text(description=field_label(f),
+                                           tooltip=field_tooltip(phase, f),
+                                           style={"description_width": "190px"}, layout=field)
                 self._errs[key] = w.HTML(layout=w.Layout(width="auto"))
                 self._inputs[key].observe(self._changed, "value")
                 rows.append(w.HBox([self._inputs[key], self._errs[key]],
@@ -174,9 +216,10 @@ class NNCalculator:
         self.chart, self.caption = chart_image("ek-nn-chart")
         self.preset.observe(lambda ch: self.load(ch["new"]), "value")
         self.sweep.observe(self._changed, "value")
+        style = w.HTML(f"<style>{STALE_CSS}</style>", layout=w.Layout(display="none"))
         self.widget = w.VBox([w.HBox([self.preset, self.sweep], layout=wrap),
                               w.HBox(boxes, layout=wrap), self.total, self.chart,
-                              self.caption],
+                              self.caption, style],
                              layout=w.Layout(width="100%"))
         self.load(self.preset.value)
 
@@ -242,8 +285,9 @@ class NNCalculator:
 
     _update = update  # the name used before debouncing
 
-    def _region(self, phase: str, code: str) -> None:
+    def _region(self, phase: str, text: str) -> None:
         key = f"{phase}.intensity_g_per_kwh"
+        code = region_code(text)
         try:
             value = intensity(code)
         except (KeyError, ValueError, TypeError):
@@ -266,9 +310,26 @@ class NNCalculator:
         if result is None:
             self.total.value = (error_html(errors["form"]) if "form" in errors
                                 else "<i>fix the highlighted fields</i>")
+            self._mark_stale(True)
             return
         self.total.value = total_html(result)
         self._draw(result, vals)
+        self._mark_stale(False)
+
+    @property
+    def stale(self) -> bool:
+        """Whether the chart shows inputs that are no longer the form's (invalid fields)."""
+        return "ek-stale" in self.chart._dom_classes
+
+    def _mark_stale(self, stale: bool) -> None:
+        """Grey the chart out and say so while the fields are invalid (it still shows the
+        last valid inputs); nothing to mark before a first chart."""
+        if stale and self.chart.value:
+            self.chart.add_class("ek-stale")
+            self.caption.value = caption_html("chart out of date: it shows the last valid "
+                                              "inputs — fix the highlighted fields")
+        elif not stale and self.stale:
+            self.chart.remove_class("ek-stale")
 
     def _draw(self, r: NNBreakdown, vals: dict[str, dict[str, str]]) -> None:
         phase, field = SWEEPS[self.sweep.value]

@@ -69,6 +69,47 @@ def scale_to_share(energy_j: dict[str, float], share: float) -> dict[str, float]
     return energy_j
 
 
+def scale_bounds_to_share(bounds_j: dict[str, list[float]], share: float
+                          ) -> dict[str, list[float]]:
+    """Scale the ``[lo, hi]`` of the CPU-time-shared components (in place) by ``share``."""
+    for comp in SHARED_BY_CPU_TIME:
+        if comp in bounds_j:
+            bounds_j[comp] = [bounds_j[comp][0] * share, bounds_j[comp][1] * share]
+    return bounds_j
+
+
+def terms_to_json(terms: Mapping[str, BoundTerms]) -> dict[str, list[float | None]]:
+    """Bound terms per component as JSON-safe lists ``[abs_j, low, high, cap_w]`` (what a
+    Dask worker sends with its readings)."""
+    return {c: [t.abs_j, t.low, t.high, t.cap_w] for c, t in terms.items()}
+
+
+def terms_from_json(data: Mapping[str, list[float | None]]) -> dict[str, BoundTerms]:
+    """The inverse of :func:`terms_to_json` (entries that are not 4 numbers are dropped)."""
+    from ..counters.base import BoundTerms
+
+    out = {}
+    for comp, v in data.items():
+        try:
+            abs_j, low, high, cap_w = v
+            out[comp] = BoundTerms(abs_j=float(abs_j), low=float(low), high=float(high),  # type: ignore[arg-type]
+                                   cap_w=None if cap_w is None else float(cap_w))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def add_bounds(total: dict[str, list[float]], part: Mapping[str, list[float]]
+               ) -> dict[str, list[float]]:
+    """Add ``part``'s ``[lo, hi]`` per component into ``total`` (in place): the interval of
+    a sum of independently bounded pieces."""
+    for comp, (lo, hi) in part.items():
+        have = total.setdefault(comp, [0.0, 0.0])
+        have[0] += lo
+        have[1] += hi
+    return total
+
+
 def combine_terms(terms: Iterable[BoundTerms]) -> BoundTerms | None:
     """The terms of a sum of devices: resolutions and caps add, spreads take the widest."""
     from ..counters.base import BoundTerms

@@ -21,10 +21,10 @@ from typing import Any, TypeVar, overload
 from . import _proc
 from . import idle as _idle
 from .accounting import (
-    SHARED_BY_CPU_TIME,
     device_delta,
     energy_bounds,
     process_share,
+    scale_bounds_to_share,
     scale_to_share,
 )
 from .config import settings
@@ -224,9 +224,7 @@ class Window:
             scale_to_share(energy, share)
             if idle_w:
                 scale_to_share(active, share)  # this process's share of the active energy
-            for comp in SHARED_BY_CPU_TIME:
-                if comp in bounds:
-                    bounds[comp] = [bounds[comp][0] * share, bounds[comp][1] * share]
+            scale_bounds_to_share(bounds, share)
         if error is not None:
             record["error"] = error
         recorder().append(record)

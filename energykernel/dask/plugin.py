@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..core import _proc
+from ..core.accounting import terms_to_json
 from ..core.config import settings
 from ..core.engine import get_engine, shutdown_engine
 
@@ -60,6 +61,7 @@ def describe_engine() -> dict[str, Any]:
         "components": list(engine.components),
         "method": dict(engine.component_method),
         "owner": {c: b.name for c, b in engine.component_backend.items()},
+        "bounds": terms_to_json(engine.bounds),
     }
 
 

@@ -25,7 +25,16 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..core.accounting import component_energy, device_delta, process_share, scale_to_share
+from ..core.accounting import (
+    add_bounds,
+    component_energy,
+    device_delta,
+    energy_bounds,
+    process_share,
+    scale_bounds_to_share,
+    scale_to_share,
+    terms_from_json,
+)
 from ..core.record import Measurement, RunRecord, exit_status
 from ..core.recorder import recorder
 from ..core.window import check_components, check_window_args, current_parent_id
@@ -276,7 +285,9 @@ class ClusterWindow:
         energy: dict[str, float] = {}
         method: dict[str, str] = {}
         device: dict[str, float] = {}
+        bounds: dict[str, list[float]] = {}
         for seg in chosen:
+            add_bounds(bounds, seg["bounds_j"])
             for comp, joules in seg["energy_j"].items():
                 energy[comp] = energy.get(comp, 0.0) + joules
             method.update(seg["method"])
@@ -310,6 +321,7 @@ class ClusterWindow:
             "scope": self.scope,
             "pid": chosen[0]["pid"] if chosen else segs[0]["pid"],
             "parent_id": self._parent,
+            "energy_bounds_j": bounds,
         }
         extra: dict[str, Any] = {"workers": workers, "coverage": coverage, "partial": partial,
                                  "cluster_window": self.key, "client_pid": os.getpid()}
@@ -318,6 +330,7 @@ class ClusterWindow:
                                   sum(s["busy_s"] for s in chosen))
             record["cpu_share"] = share
             scale_to_share(energy, share)
+            scale_bounds_to_share(bounds, share)
         if notes:
             extra["note"] = "; ".join(notes)
         record["extra"] = extra
@@ -333,6 +346,7 @@ def _segment(addr: str, first: Snapshot, last: Snapshot | None, coverage: str,
         "worker": addr, "coverage": coverage, "pid": first["pid"], "read": last is not None,
         "start_s": first["t_s"], "end_s": first["t_s"], "duration_s": 0.0,
         "energy_j": {}, "method": {}, "device_energy_j": {}, "proc_s": 0.0, "busy_s": 0.0,
+        "bounds_j": {},
     }
     if last is None:
         return seg
@@ -340,10 +354,12 @@ def _segment(addr: str, first: Snapshot, last: Snapshot | None, coverage: str,
     comps = components if components is not None else tuple(describe["components"])
     energy = component_energy(delta, describe["devices"],
                               [c for c in comps if c in describe["method"]])
+    duration_s = max(0.0, last["mono_s"] - first["mono_s"])
     seg.update(
         end_s=last["t_s"],
-        duration_s=max(0.0, last["mono_s"] - first["mono_s"]),
+        duration_s=duration_s,
         energy_j=energy,
+        bounds_j=energy_bounds(energy, terms_from_json(describe.get("bounds", {})), duration_s),
         method={c: describe["method"][c] for c in energy},
         device_energy_j=delta,
         proc_s=max(0.0, last["proc_s"] - first["proc_s"]),

@@ -21,10 +21,14 @@ import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
+from ..core.accounting import energy_bounds
 from ..core.record import RunRecord
+
+if TYPE_CHECKING:
+    from ..counters.base import BoundTerms
 
 #: Shortest window (s) whose counter reading is trusted, per backend method. RAPL updates
 #: about every 1 ms; the estimate reads /proc/stat (10 ms jiffies); NVML's energy counter
@@ -237,8 +241,15 @@ class RunBuffer:
             for name, value in source.items():
                 target[name] = target.get(name, 0) + value
 
-    def flush(self, method: dict[str, str], instance: str, outside: str) -> list[RunRecord]:
-        """The pending runs as recorder records (task ``<prefix>/<layer>/<pass>``)."""
+    def flush(self, method: dict[str, str], instance: str, outside: str,
+              terms: Mapping[str, BoundTerms] | None = None) -> list[RunRecord]:
+        """The pending runs as recorder records (task ``<prefix>/<layer>/<pass>``).
+
+        ``terms``: the engine's bound terms per component; a run over ``n`` steps gets
+        ``n`` step readings' resolution (each layer the whole step's, which covers its
+        share), so its interval bounds the counter error, not the split by time that
+        ``attribution`` names.
+        """
         pending, self.pending = self.pending, {}
         out = []
         for (layer, pass_), run in pending.items():
@@ -260,4 +271,8 @@ class RunBuffer:
                 "parent_id": self.parent_id,
                 "extra": {"attribution": attribution, "meta": meta},
             })
+            if terms is not None:
+                per_run = {c: replace(t, abs_j=t.abs_j * n) for c, t in terms.items()}
+                out[-1]["energy_bounds_j"] = energy_bounds(run["energy_j"], per_run,
+                                                           run["duration_s"])
         return out

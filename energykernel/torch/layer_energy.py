@@ -229,7 +229,8 @@ class LayerEnergy(LayerHooks):
         self._flushed_s = time.time()
         method = {c: self._engine.component_method[c] for c in self._comps}
         rec = recorder()
-        for run in self._runs.flush(method, settings().instance, OUTSIDE):
+        for run in self._runs.flush(method, settings().instance, OUTSIDE,
+                                    terms=self._engine.bounds):
             rec.append(run)
 
     def _wall(self, t_ns: int) -> float:

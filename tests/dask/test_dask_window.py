@@ -69,6 +69,12 @@ def test_one_host_is_one_instance_counted_once(client, fake):
     assert m.method == {"cpu": "rapl", "ram": "rapl"}
     assert m.device_energy_j["cpu:psys"] == pytest.approx(9.0)
     assert m.status == "ok"
+    # every figure has its interval, from the workers' own counters' resolution
+    for comp, (lo, hi) in m.energy_bounds_j.items():
+        assert lo < m.energy_j[comp] < hi, comp
+        assert hi - m.energy_j[comp] == pytest.approx(m.energy_j[comp] - lo)  # a counter's ±
+    runs = ek.runs()
+    assert not np.isnan(runs.energy_lo.sel(component="cpu").values).any()
     rec = m.extra
     assert sorted(rec["workers"]) == sorted(client.scheduler_info()["workers"])
     assert rec["coverage"] == "full" and rec["partial"] is False
@@ -120,6 +126,9 @@ def test_components_and_process_scope(client, fake):
     share = m.to_dict()["cpu_share"]
     assert 0.0 <= share <= 1.0
     assert m.energy_j["cpu"] == pytest.approx(4.0 * share)
+    lo, hi = m.energy_bounds_j["cpu"]  # the machine's interval, scaled by the same share
+    assert lo <= m.energy_j["cpu"] <= hi
+    assert hi - m.energy_j["cpu"] == pytest.approx(m.energy_j["cpu"] - lo)
 
 
 def test_timeline_gathers_worker_samples(client, fake):

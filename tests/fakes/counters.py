@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from energykernel import counters as backends
 from energykernel.core import config
-from energykernel.counters.base import Backend, BackendStatus, Device
+from energykernel.counters.base import Backend, BackendStatus, BoundTerms, Device
 
 
 class ManualBackend(Backend):
@@ -22,6 +22,9 @@ class ManualBackend(Backend):
         "cpu:psys": None,  # detail only: contains the packages
     }
 
+    #: resolution (J) per device, for bounds (none listed: exact readings)
+    resolution_j: ClassVar[dict[str, float]] = {}
+
     @classmethod
     def add(cls, device: str, joules: float) -> None:
         cls.counters[device] = cls.counters.get(device, 0.0) + joules
@@ -36,10 +39,15 @@ class ManualBackend(Backend):
     def _read(self) -> dict[str, float]:
         return {d: self.counters.get(d, 0.0) - self._base[d] for d in self.layout}
 
+    def bound_terms(self) -> dict[str, BoundTerms]:
+        return {d: BoundTerms(abs_j=r, source="test resolution")
+                for d, r in self.resolution_j.items()}
+
 
 def use_manual_backend(monkeypatch, *, estimate: bool) -> type[ManualBackend]:
     """Select the manual counters (and the estimate for what they do not cover, if asked)."""
     ManualBackend.counters = {}
+    ManualBackend.resolution_j = {}
     monkeypatch.setitem(backends.KNOWN_BACKENDS, "manual", f"{__name__}:ManualBackend")
     monkeypatch.setenv("ENERGYKERNEL_BACKENDS", "manual,estimate" if estimate else "manual")
     config.reset_settings()

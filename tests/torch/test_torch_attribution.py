@@ -127,6 +127,23 @@ def test_runs_carry_backend_method_and_attribution(manual):
         pytest.approx(10.0)
 
 
+def test_layer_runs_carry_the_counters_bounds_per_step(manual):
+    """Each layer run's interval: its energy ± one step reading's resolution per step."""
+    import energykernel as ek
+
+    manual.resolution_j = {"cpu:package-0": 0.25}  # ram's dram: exact readings
+    model = nn.Sequential(Burn(1.0, 10.0))
+    with LayerEnergy(model, counter_window_s={"rapl": 0}, prefix="net") as le:
+        run_steps(model, le, steps=2)
+    runs = ek.runs()
+    fwd = runs.where(runs.task == "net/0/forward", drop=True)
+    assert float(fwd.energy.sel(component="cpu").sum()) == pytest.approx(2.0)
+    assert float(fwd.energy_lo.sel(component="cpu").sum()) == pytest.approx(2.0 - 2 * 0.25)
+    assert float(fwd.energy_hi.sel(component="cpu").sum()) == pytest.approx(2.0 + 2 * 0.25)
+    assert float(fwd.energy_hi.sel(component="ram").sum()) == \
+        pytest.approx(float(fwd.energy.sel(component="ram").sum()))
+
+
 def test_exclusive_time_of_nested_and_overlapping_calls():
     assert exclusive_ns([(0, 10), (2, 5)], 0, 20) == [7, 3]
     assert exclusive_ns([(2, 5), (0, 10)], 0, 20) == [3, 7]

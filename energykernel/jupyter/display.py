@@ -44,8 +44,12 @@ def measurement_html(m: Measurement, emissions_g: float | None = None,
             text = f"<i>{text}</i>"
         parts.append(f'<span title="{escape(title)}">{text}</span>')
     html = (f"⚡ <b>{escape(m.task)}</b>: "
-            f"<b>{escape(si_interval(m.total_j, *m.total_bounds_j, 'J'))}</b> "
-            f"in {escape(duration(m.duration_s))}")
+            f"<b>{escape(si_interval(m.total_j, *m.total_bounds_j, 'J'))}</b> ")
+    active = m.active_energy_j
+    if active:
+        html += (f'<span title="energy above the idle power over the run">(active '
+                 f"{escape(si(sum(active.values()), 'J'))})</span> ")
+    html += f"in {escape(duration(m.duration_s))}"
     if parts:
         html += " — " + " · ".join(parts)
     if emissions_g is not None:

@@ -8,6 +8,8 @@ import pytest
 
 import energykernel as ek
 from energykernel.core import idle
+from energykernel.core.units import si
+from energykernel.jupyter.display import measurement_html
 
 
 def test_nothing_known_says_how_to_get_it(manual):
@@ -17,6 +19,7 @@ def test_nothing_known_says_how_to_get_it(manual):
         manual.add("cpu:package-0", 1.0)
     assert m.result.active_energy_j == {}
     assert "active" not in m.result.summary()
+    assert "active" not in measurement_html(m.result)
     assert bool(ek.runs().active_energy.isnull().all())
 
 
@@ -40,6 +43,7 @@ def test_calibrated_idle_gives_active_energy_everywhere(manual, monkeypatch, tmp
     assert r.active_energy_j["cpu"] == pytest.approx(expect)
     assert r.to_dict()["idle_power_w"]["cpu"] == pytest.approx(got["cpu"])
     assert "(active " in r.summary()
+    assert f"(active {si(expect, 'J')})" in measurement_html(r)  # the inline line too
     runs = ek.runs()
     assert float(runs.active_energy.sel(component="cpu")[0]) == pytest.approx(expect)
     cube = ek.dataset()

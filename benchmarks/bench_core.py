@@ -36,7 +36,8 @@ def read_proc_self_stat() -> None:
         f.read()
 
 
-def bench_empty_block(backends: str, powercap_root: str | None = None) -> float:
+def bench_empty_block(backends: str, powercap_root: str | None = None,
+                      scope: str = "machine", n: int = 2000) -> float:
     import energykernel as ek
     from energykernel.core import config
     from energykernel.core.engine import shutdown_engine
@@ -48,13 +49,54 @@ def bench_empty_block(backends: str, powercap_root: str | None = None) -> float:
     shutdown_engine()
 
     def block():
-        with ek.measure("empty"):
+        with ek.measure("empty", scope=scope):
             pass
 
     block()
-    cost = per_call_s(block, 2000)
+    cost = per_call_s(block, n)
     ek.reset()
     return cost
+
+
+def bench_process_scope() -> dict[str, float]:
+    """Empty blocks, machine vs process scope: the estimate alone, and NVML (the fake
+    ``pynvml`` of tests/fakes, two GPUs, each with two compute processes and a window's
+    worth of utilisation samples) + the estimate. Process scope walks the process tree
+    (psutil) at both ends and, with NVML, asks each GPU for its processes and samples."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from fakes.pynvml import FakeGpu, FakePynvml
+
+    from energykernel.core import gpushare
+    from energykernel.core.engine import get_engine
+
+    out = {}
+    for scope in ("machine", "process"):
+        out[f"estimate/{scope}"] = bench_empty_block("estimate", scope=scope, n=300)
+    now_us = int(time.time() * 1e6)
+    gpus = [FakeGpu(uuid=f"GPU-{i}", processes=[(os.getpid(), 1 << 30), (1, 1 << 30)],
+                    util_samples=[(os.getpid(), now_us + 10**9, 40, 5), (1, now_us + 10**9, 20, 5)])
+            for i in range(2)]
+    saved = sys.modules.get("pynvml")
+    sys.modules["pynvml"] = FakePynvml(gpus)
+    try:
+        for scope in ("machine", "process"):
+            out[f"nvml/{scope}"] = bench_empty_block("nvml,estimate", scope=scope, n=300)
+        engine = get_engine()
+        delta = {"gpu:0": 1.0, "gpu:1": 1.0}
+
+        def attribution():  # what scope="process" adds for the GPUs, alone
+            start = gpushare.begin(engine)
+            assert start is not None
+            gpushare.attribute({"energy_j": {"gpu": 2.0}}, engine, start, delta)  # type: ignore[typeddict-item]
+
+        out["gpu_attribution"] = per_call_s(attribution, 2000)
+        out["tree_pids"] = per_call_s(gpushare.tree_pids, 2000)
+    finally:
+        if saved is None:
+            sys.modules.pop("pynvml", None)
+        else:
+            sys.modules["pynvml"] = saved
+    return out
 
 
 def two_socket_tree():
@@ -256,6 +298,15 @@ def main() -> None:
             print(f"  pyRAPL begin/end, no log        : {pyrapl_s * 1e6:7.2f} µs "
                   f"= {pyrapl_s / stat_s:4.2f} × /proc/self/stat")
         tree.close()
+    scoped = bench_process_scope()
+    print("scope=\"process\" (psutil walk of the process tree at both ends; NVML processes):")
+    for label in ("estimate", "nvml"):
+        machine_s, process_s = scoped[f"{label}/machine"], scoped[f"{label}/process"]
+        print(f"  empty block, {label:<8} machine / process: {machine_s * 1e6:7.1f} / "
+              f"{process_s * 1e6:7.1f} µs (+{(process_s - machine_s) * 1e6:.1f} µs)")
+    print(f"  GPU attribution alone (2 GPUs: pids at both ends, processes, samples): "
+          f"{scoped['gpu_attribution'] * 1e6:.1f} µs, of which one /proc children walk "
+          f"{scoped['tree_pids'] * 1e6:.1f} µs")
     cube_s, runs_s = bench_dataset()
     print(f"100,000 runs → ek.dataset() cube   : {cube_s:8.3f} s (budget < 1 s)")
     print(f"100,000 runs → ek.runs()           : {runs_s:8.3f} s")

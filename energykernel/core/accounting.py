@@ -5,7 +5,8 @@ sampler's timeline) turns two cumulative readings per device into a run's energy
 way: :func:`device_delta` (never negative), then :func:`component_energy` (each component
 is the sum of the devices that count toward it; detail-only devices such as RAPL ``psys``
 or ``core`` count toward none, so nested domains are never added twice), then, for
-``scope="process"``, :func:`scale_to_share` by :func:`process_share`.
+``scope="process"``, :func:`scale_to_share` by :func:`process_share` (CPU and RAM) and
+:func:`gpu_process_share` (each GPU NVML reports processes for).
 """
 
 from __future__ import annotations
@@ -59,6 +60,43 @@ def process_share(process_cpu_s: float, machine_busy_s: float) -> float:
     if machine_busy_s <= 0:
         return 1.0 if process_cpu_s > 0 else 0.0
     return min(1.0, max(0.0, process_cpu_s / machine_busy_s))
+
+
+#: How a GPU share was obtained (``RunRecord["gpu_share_basis"]``), by
+#: :func:`gpu_process_share`; the last two leave the share uncertain: bounds [0, device].
+GPU_SHARE_BASES: tuple[str, ...] = ("sm_utilization", "only_compute_processes",
+                                    "no_compute_process", "memory_share")
+
+
+def gpu_process_share(sm_util: Mapping[int, float] | None,
+                      compute: Mapping[int, int | None],
+                      ours: Collection[int]) -> tuple[float, str]:
+    """A process tree's share (0…1) of one GPU over a window, and how it was obtained.
+
+    ``sm_util``: SM utilisation summed per pid over the GPU's samples in the window
+    (``None``: none); ``compute``: the compute processes on it (pid → bytes of GPU memory,
+    ``None`` unknown); ``ours``: the pids of the tree. With utilisation samples, the share
+    is the tree's SM utilisation over everyone's (``sm_utilization``). Without: 1 when
+    only the tree has compute processes on the GPU (``only_compute_processes``); otherwise
+    the share is not known from NVML — 0 when the tree has none there
+    (``no_compute_process``), else the tree's share of the processes' GPU memory
+    (``memory_share``, by count where memory is unknown) — and the bounds widen to
+    [0, the device's energy].
+    """
+    if sm_util:
+        total = sum(sm_util.values())
+        if total > 0:
+            ours_util = sum(v for p, v in sm_util.items() if p in ours)
+            return min(1.0, ours_util / total), GPU_SHARE_BASES[0]
+    mine = [p for p in compute if p in ours]
+    if mine and len(mine) == len(compute):
+        return 1.0, GPU_SHARE_BASES[1]
+    if not mine:
+        return 0.0, GPU_SHARE_BASES[2]
+    memory = {p: m for p, m in compute.items() if m is not None and m >= 0}
+    if len(memory) == len(compute) and sum(memory.values()) > 0:
+        return sum(memory[p] for p in mine) / sum(memory.values()), GPU_SHARE_BASES[3]
+    return len(mine) / len(compute), GPU_SHARE_BASES[3]
 
 
 def scale_to_share(energy_j: dict[str, float], share: float) -> dict[str, float]:

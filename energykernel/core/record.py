@@ -43,7 +43,9 @@ class _RunCore(TypedDict):
 
 class RunRecord(_RunCore, total=False):
     """One run. Optional keys: ``error`` (text of the exception), ``cpu_share`` (the
-    process-tree share of busy CPU time, ``scope="process"``), ``energy_bounds_j``
+    process-tree share of busy CPU time, ``scope="process"``), ``gpu_share`` and
+    ``gpu_share_basis`` (the tree's share of the GPUs' energy and how it was obtained,
+    ``scope="process"`` with NVML), ``energy_bounds_j``
     (component → ``[lo, hi]`` in J, where the true energy lies), ``idle_power_w`` and
     ``active_energy_j`` (where an idle power was known), and ``extra``: fields an
     integration adds (Dask ``workers``/``coverage``/``partial``/``note``, PyTorch
@@ -52,6 +54,8 @@ class RunRecord(_RunCore, total=False):
 
     error: str
     cpu_share: float
+    gpu_share: float
+    gpu_share_basis: str  # comma list of accounting.GPU_SHARE_BASES (+ "unavailable")
     extra: dict[str, Any]
     energy_bounds_j: dict[str, list[float]]  # component → [lo, hi] J
     idle_power_w: dict[str, float]  # component → idle W known when the run ended
@@ -191,8 +195,8 @@ class Measurement:
 MAX_LABEL_CHARS = 4096
 _CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
 _SCOPES = ("machine", "process")
-_OPTIONAL = ("kind", "error", "cpu_share", "extra", "energy_bounds_j", "idle_power_w",
-             "active_energy_j")
+_OPTIONAL = ("kind", "error", "cpu_share", "gpu_share", "gpu_share_basis", "extra",
+             "energy_bounds_j", "idle_power_w", "active_energy_j")
 _DEFAULTS: dict[str, Any] = {"method": {}, "device_energy_j": {}, "status": "ok",
                              "scope": "machine", "pid": 0, "parent_id": ""}
 
@@ -299,11 +303,17 @@ def record_from_dict(obj: dict[str, Any], where: str) -> RunRecord:
         if not isinstance(error, str) or _unencodable(error):
             raise ValueError(f"{where}: field 'error' must be UTF-8 text")
         record["error"] = error[:2000]
-    if obj.get("cpu_share") is not None:
-        share = obj["cpu_share"]
-        if not _number(share) or not 0 <= share <= 1:
-            raise ValueError(f"{where}: field 'cpu_share' must be a number in [0, 1]")
-        record["cpu_share"] = float(share)
+    for key in ("cpu_share", "gpu_share"):
+        if obj.get(key) is not None:
+            share = obj[key]
+            if not _number(share) or not 0 <= share <= 1:
+                raise ValueError(f"{where}: field {key!r} must be a number in [0, 1]")
+            record[key] = float(share)
+    if obj.get("gpu_share_basis"):
+        basis = obj["gpu_share_basis"]
+        if not isinstance(basis, str) or label_problem(basis) is not None or len(basis) > 200:
+            raise ValueError(f"{where}: field 'gpu_share_basis' must be a short label")
+        record["gpu_share_basis"] = basis
     if obj.get("energy_bounds_j") is not None:
         record["energy_bounds_j"] = _bounds(obj["energy_bounds_j"], energy, where)
     for key in ("idle_power_w", "active_energy_j"):

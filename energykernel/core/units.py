@@ -6,7 +6,8 @@ from __future__ import annotations
 COMPONENTS: tuple[str, ...] = ("cpu", "gpu", "ram", "storage")
 
 #: The values ``Measurement.method`` may take.
-METHODS: tuple[str, ...] = ("rapl", "pyrapl", "nvml", "estimate", "simulated", "hwmon", "amdsmi")
+METHODS: tuple[str, ...] = ("rapl", "pyrapl", "nvml", "estimate", "simulated", "hwmon", "amdsmi",
+                           "levelzero", "apple")
 
 #: Joules in one kilowatt-hour.
 J_PER_KWH = 3.6e6
@@ -40,6 +41,7 @@ def si(value: float, unit: str, digits: int = 3) -> str:
         return f"— {unit}"
     if value == 0:
         return f"0 {unit}"
+    value = float(f"{value:.{digits}g}")  # rounded first: 0.9996 is "1 J", not "1e+03 mJ"
     factor, prefix = si_scale(value)
     return f"{value / factor:.{digits}g} {prefix}{unit}"
 
@@ -59,6 +61,9 @@ def number(value: float, spec: str = ".4g", nan: str = "–") -> str:
 
 def duration(seconds: float) -> str:
     """``duration(0.25) == "250 ms"``, ``duration(3725) == "62 min 5 s"``."""
+    seconds = float(f"{seconds:.3g}") if seconds < 120 else seconds  # 0.9996 s is "1 s"
+    if seconds < 1e-3:
+        return si(seconds, "s")
     if seconds < 1:
         return f"{seconds * 1e3:.3g} ms"
     if seconds < 120:

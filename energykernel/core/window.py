@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar, overload
 
-from . import _proc
+from . import _proc, gpushare
 from . import idle as _idle
 from .accounting import (
     device_delta,
@@ -46,11 +46,21 @@ _open_ids: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
 _ambient: list[str] = []
 
 
-# random is reseeded in a forked child, so ids stay unique across processes.
-_random_bits = random.getrandbits
+# A generator of its own (seeded from the OS): code that reseeds ``random`` — random.seed(0)
+# in a notebook — must not make run ids repeat across runs; reseeded in a forked child, so
+# ids stay unique across processes.
+_rng = random.Random()
+_random_bits = _rng.getrandbits
 _pid = [os.getpid()]  # this process's id, refreshed after a fork
+
+
+def _after_fork() -> None:
+    _pid[0] = os.getpid()
+    _rng.seed()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def current_parent_id() -> str:
@@ -99,7 +109,8 @@ class Window:
             selected backend measures or estimates.
         scope: ``"machine"`` (whole-machine counters) or ``"process"`` (CPU and RAM energy
             scaled by the share of the machine's busy CPU time in the window used by this
-            process and its children that exited in it).
+            process and its children that exited in it; NVML GPU energy by the tree's
+            share of SM utilisation, see :mod:`energykernel.core.gpushare`).
         ambient: windows opened by *other* threads while this one is open are nested in it
             (what a notebook cell's window wants; default False).
     """
@@ -108,6 +119,7 @@ class Window:
         "_busy0",
         "_components",
         "_engine",
+        "_gpu0",
         "_id",
         "_key",
         "_parent",
@@ -134,6 +146,7 @@ class Window:
         self.result: Measurement | None = None
         self._read0: dict[str, float] | None = None
         self._engine: Engine | None = None
+        self._gpu0: gpushare.GpuStart | None = None
 
     def __enter__(self) -> Window:
         return self.start()
@@ -162,6 +175,7 @@ class Window:
             if self.scope == "process":
                 self._proc0 = _proc.process_tree_cpu_s()
                 self._busy0 = _proc.machine_cpu_busy_s()
+                self._gpu0 = gpushare.begin(engine)
             self._t0 = time.time()
             self._perf0 = time.perf_counter()
             read0 = engine.read()
@@ -225,6 +239,10 @@ class Window:
             if idle_w:
                 scale_to_share(active, share)  # this process's share of the active energy
             scale_bounds_to_share(bounds, share)
+            if self._gpu0 is not None:
+                gpushare.attribute(record, engine, self._gpu0, delta,
+                                   active if idle_w else None)
+                self._gpu0 = None
         if error is not None:
             record["error"] = error
         recorder().append(record)

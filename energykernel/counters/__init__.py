@@ -1,9 +1,10 @@
 """Counter backends: one module each, behind :class:`~energykernel.counters.base.Backend`.
 
 ``rapl`` (Linux powercap), ``pyrapl`` (the pyRAPL package), ``nvml`` (NVIDIA GPUs through
-nvidia-ml-py), ``amdsmi`` (AMD GPUs through ROCm's amdsmi) and ``hwmon`` (the power meters
-of NVIDIA Grace / Grace Hopper nodes) read hardware counters; ``estimate`` covers what no
-counter does, and says so.
+nvidia-ml-py), ``amdsmi`` (AMD GPUs through ROCm's amdsmi), ``levelzero`` (Intel GPUs
+through Level Zero Sysman) and ``hwmon`` (the power meters of NVIDIA Grace / Grace Hopper
+nodes) read hardware counters; ``apple`` reads the model-based energy figures macOS gives
+for Apple Silicon; ``estimate`` covers what no counter does, and says so.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ KNOWN_BACKENDS: dict[str, str] = {
     "pyrapl": "energykernel.counters.pyrapl:PyRaplBackend",
     "nvml": "energykernel.counters.nvml:NvmlBackend",
     "amdsmi": "energykernel.counters.amdsmi:AmdSmiBackend",
+    "levelzero": "energykernel.counters.levelzero:LevelZeroBackend",
+    "apple": "energykernel.counters.apple:AppleBackend",
     "hwmon": "energykernel.counters.hwmon:HwmonBackend",
     "estimate": "energykernel.counters.estimate:EstimateBackend",
 }
@@ -26,8 +29,8 @@ KNOWN_BACKENDS: dict[str, str] = {
 #: rapl, so it is used only when asked for by name). Each component goes to the first
 #: that covers it: ``hwmon`` comes after ``nvml`` so that on a Grace Hopper node NVML
 #: gives ``gpu`` (per GPU) and the Grace meters give ``cpu`` and ``ram`` — one backend
-#: per figure.
-DEFAULT_COUNTERS: tuple[str, ...] = ("rapl", "nvml", "amdsmi", "hwmon")
+#: per figure. ``apple`` answers only on macOS (Apple Silicon), where no other counter does.
+DEFAULT_COUNTERS: tuple[str, ...] = ("rapl", "nvml", "amdsmi", "levelzero", "hwmon", "apple")
 
 
 def create(name: str) -> Backend:

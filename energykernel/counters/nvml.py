@@ -18,6 +18,17 @@ is mapped to its parent GPU (``nvmlDeviceGetHandleByUUID``, ``nvmlDeviceIsMigDev
 *physical* GPU only, so the device is the whole GPU — the work of every MIG instance on
 it, this process's or not — and several MIG devices of one GPU count it once;
 ``meta["mig_devices"]`` lists them and the status says so.
+
+Memory power: where NVML reports it (``nvmlDeviceGetFieldValues`` with
+``NVML_FI_DEV_POWER_INSTANT`` at scope ``NVML_POWER_SCOPE_MEMORY``, mW — e.g. on Hopper
+with a recent driver) the GPU also gets the detail device ``gpu:N:memory``, that power
+integrated over the sampler's reads (every 0.2 s while such a meter exists). It is inside
+the GPU's figure, so it is never added.
+
+Processes: :meth:`NvmlBackend.process_usage` gives, per GPU, each process's SM
+utilisation over a window (``nvmlDeviceGetProcessUtilization``) and the compute processes
+on it (``nvmlDeviceGetComputeRunningProcesses``), from which ``scope="process"``
+attributes GPU energy (:func:`energykernel.core.accounting.gpu_process_share`).
 """
 
 from __future__ import annotations
@@ -33,7 +44,7 @@ from ._gpulib import GpuLibraryBackend, LibGpu
 from ._integrate import POWER_POLL_S, PowerIntegral
 from .base import BackendUnavailable, Device
 
-__all__ = ["POWER_POLL_S", "NvmlBackend", "nvml_reason"]
+__all__ = ["POWER_POLL_S", "NvmlBackend", "ProcessUsage", "nvml_reason"]
 
 NOT_INSTALLED = "nvidia-ml-py is not installed: pip install 'energykernel[gpu]'"
 #: The scope of a GPU that MIG devices were mapped to (status and ``meta["scope"]``).
@@ -60,10 +71,25 @@ _REASONS = {
 _NOT_SUPPORTED = 3
 
 
+#: Field ids of ``nvmlDeviceGetFieldValues`` values, by ``valueType`` (nvml.h).
+_VALUE_FIELDS = ("dVal", "uiVal", "ulVal", "ullVal", "sllVal", "siVal", "usVal")
+
+
 @dataclass
 class _Gpu(LibGpu):
     last_mj: float = 0.0  # last raw energy counter (mJ)
     total_mj: float = 0.0  # energy counter since open (mJ)
+    memory: bool = False  # the memory-power meter of a GPU (detail), not the GPU itself
+
+
+@dataclass
+class ProcessUsage:
+    """What NVML says about the processes on one GPU over a window: SM utilisation summed
+    per pid over its samples (``None``: NVML has none), and the compute processes on it
+    now (pid → GPU memory used in bytes, ``None`` where NVML cannot say)."""
+
+    sm_util: dict[int, float] | None
+    compute: dict[int, int | None]
 
 
 def _text(value: str | bytes) -> str:
@@ -73,6 +99,19 @@ def _text(value: str | bytes) -> str:
 def _flag(value: Any) -> bool:
     """A pynvml boolean: ``nvmlDeviceIsMigDeviceHandle`` returns a ``c_uint``, not an int."""
     return bool(getattr(value, "value", value))
+
+
+def _memory_power_w(nv: ModuleType, handle: Any) -> float | None:
+    """The GPU's memory power (W) from the memory scope of ``NVML_FI_DEV_POWER_INSTANT``, or
+    None where NVML does not report it."""
+    try:
+        ids = [(nv.NVML_FI_DEV_POWER_INSTANT, nv.NVML_POWER_SCOPE_MEMORY)]
+        value = nv.nvmlDeviceGetFieldValues(handle, ids)[0]
+    except (AttributeError, nv.NVMLError):
+        return None
+    if value.nvmlReturn != 0 or not 0 <= value.valueType < len(_VALUE_FIELDS):
+        return None
+    return float(getattr(value.value, _VALUE_FIELDS[value.valueType])) / 1000
 
 
 def nvml_reason(nv: ModuleType, exc: BaseException) -> str:
@@ -119,6 +158,8 @@ class NvmlBackend(GpuLibraryBackend):
         return ENERGY_UNIT_J, "1 mJ"
 
     def _describe(self, device: Device) -> str:
+        if device.component is None:
+            return f"{device.name} (memory power, detail)"
         text = super()._describe(device)
         if "mig_devices" in device.meta:
             text = f"{text[:-1]}; MIG {', '.join(device.meta['mig_devices'])}: {MIG_SCOPE})"
@@ -239,6 +280,13 @@ class NvmlBackend(GpuLibraryBackend):
                 meta["power_limit_w"] = float(nv.nvmlDeviceGetEnforcedPowerLimit(handle)) / 1000
             meta["source"] = "energy_counter" if power is None else "power_integration"
             found.append((Device(name, "gpu", meta), _Gpu(name, handle, power, last_mj=first)))
+            memory_w = _memory_power_w(nv, handle)
+            if memory_w is not None:
+                mem = f"{name}:memory"
+                found.append((Device(mem, None, {"index": index, "model": meta["model"],
+                                                 "source": "power_integration",
+                                                 "field": "NVML_FI_DEV_POWER_INSTANT (memory)"}),
+                              _Gpu(mem, handle, PowerIntegral(memory_w, now_s), memory=True)))
         return found
 
     # -- Backend -------------------------------------------------------------------
@@ -250,7 +298,11 @@ class NvmlBackend(GpuLibraryBackend):
         out: dict[str, float] = {}
         for gpu in self._gpus:
             try:
-                if gpu.power is None:
+                if gpu.memory:
+                    memory_w = _memory_power_w(nv, gpu.handle)
+                    if memory_w is not None and gpu.power is not None:
+                        gpu.total_mj = gpu.power.update(memory_w, now_s) * 1000
+                elif gpu.power is None:
                     raw_mj = float(nv.nvmlDeviceGetTotalEnergyConsumption(gpu.handle))
                     # The counter only restarts when the driver reloads: count from 0 then.
                     gpu.total_mj += raw_mj - gpu.last_mj if raw_mj >= gpu.last_mj else raw_mj
@@ -261,4 +313,39 @@ class NvmlBackend(GpuLibraryBackend):
             except nv.NVMLError as exc:
                 self.devices[gpu.name].meta["last_error"] = str(exc)
             out[gpu.name] = gpu.total_mj / 1000
+        return out
+
+    def _read_counted(self) -> dict[str, float]:
+        if not any(gpu.memory for gpu in self._gpus):
+            return self._read()
+        return {n: v for n, v in self._read().items() if self.devices[n].component}
+
+    def process_usage(self, since_us: int) -> dict[str, ProcessUsage]:
+        """Per counted GPU: the SM utilisation of each process in NVML's samples newer than
+        ``since_us`` (a Unix time in µs, NVML's ``lastSeenTimeStamp``) and the compute
+        processes on it now. A GPU NVML cannot answer for is left out."""
+        out: dict[str, ProcessUsage] = {}
+        with self._lock:
+            nv = self._lib
+            if nv is None:
+                return out
+            for gpu in self._gpus:
+                if gpu.memory:
+                    continue
+                try:
+                    compute = {int(p.pid): p.usedGpuMemory
+                               for p in nv.nvmlDeviceGetComputeRunningProcesses(gpu.handle)}
+                except nv.NVMLError as exc:
+                    self.devices[gpu.name].meta["process_error"] = str(exc)
+                    continue
+                sm: dict[int, float] = {}
+                try:
+                    for sample in nv.nvmlDeviceGetProcessUtilization(gpu.handle, since_us):
+                        sm[int(sample.pid)] = sm.get(int(sample.pid), 0.0) + sample.smUtil
+                except nv.NVMLError as exc:  # NotFound: no sample in the window
+                    if getattr(exc, "value", None) != 6:
+                        self.devices[gpu.name].meta["process_error"] = str(exc)
+                    out[gpu.name] = ProcessUsage(None, compute)
+                    continue
+                out[gpu.name] = ProcessUsage(sm, compute)
         return out

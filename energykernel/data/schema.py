@@ -212,6 +212,10 @@ def runs(records: Sequence[RunRecord]) -> xr.Dataset:
             "error": ("run", col("error", "")),
             "cpu_share": ("run", col("cpu_share", np.nan, np.float64),
                           {"long_name": "process share of busy CPU time (scope=process)"}),
+            "gpu_share": ("run", col("gpu_share", np.nan, np.float64),
+                          {"long_name": "process share of the GPUs' energy (scope=process)"}),
+            "gpu_share_basis": ("run", col("gpu_share_basis", ""),
+                                {"long_name": "how gpu_share was obtained ('' for none)"}),
             "pid": ("run", col("pid", 0, np.int64), {"long_name": "measuring process"}),
             "extra": ("run", np.array([json.dumps(r["extra"], sort_keys=True)
                                        if r.get("extra") else "" for r in records], dtype=object),
@@ -276,8 +280,8 @@ def check_runs_dataset(ds: xr.Dataset, source: str) -> None:
             raise ValueError(f"{source}: not an energykernel runs dataset (no {name!r})")
         if set(ds[name].dims) != set(dims):
             raise ValueError(f"{source}: {name!r} has dims {ds[name].dims}, expected {dims}")
-    for name in ("energy", "duration", *(v for v in ("device_energy", "cpu_share", "pid")
-                                         if v in ds)):
+    for name in ("energy", "duration", *(v for v in ("device_energy", "cpu_share",
+                                                      "gpu_share", "pid") if v in ds)):
         if not np.issubdtype(ds[name].dtype, np.number):
             raise ValueError(f"{source}: {name!r} holds {ds[name].dtype} values, not numbers")
     for name in ("start", "end"):
@@ -308,7 +312,8 @@ def records_from_runs(ds: xr.Dataset, source: str = "dataset") -> list[RunRecord
     start_s = ds.start.values.astype("datetime64[ns]").astype(np.int64) / 1e9
     end_s = ds.end.values.astype("datetime64[ns]").astype(np.int64) / 1e9
     optional = {name: ds[name].values for name in ("status", "scope", "error", "cpu_share",
-                                                   "pid", "parent", "extra")
+                                                   "gpu_share", "gpu_share_basis", "pid",
+                                                   "parent", "extra")
                 if name in ds.variables and ds[name].dims == ("run",)}
     out = []
     skipped: list[str] = []
@@ -343,11 +348,12 @@ def records_from_runs(ds: xr.Dataset, source: str = "dataset") -> list[RunRecord
                     for k, c in enumerate(comps) if c in rec["energy_j"]
                     and not (np.isnan(bounds[0][j, k]) or np.isnan(bounds[1][j, k]))}
             for name, key in (("status", "status"), ("scope", "scope"), ("parent", "parent_id"),
-                              ("error", "error")):
+                              ("error", "error"), ("gpu_share_basis", "gpu_share_basis")):
                 if name in optional and str(optional[name][j]):
                     rec[key] = str(optional[name][j])
-            if "cpu_share" in optional and not np.isnan(optional["cpu_share"][j]):
-                rec["cpu_share"] = float(optional["cpu_share"][j])
+            for name in ("cpu_share", "gpu_share"):
+                if name in optional and not np.isnan(optional[name][j]):
+                    rec[name] = float(optional[name][j])
             if "pid" in optional:
                 rec["pid"] = int(optional["pid"][j])
             if "extra" in optional and str(optional["extra"][j]):

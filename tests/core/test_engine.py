@@ -12,7 +12,8 @@ from energykernel.core.engine import get_engine
 def test_backends_lists_every_backend_with_a_reason():
     statuses = ek.backends()
     names = [s.name for s in statuses]
-    assert names == ["rapl", "pyrapl", "nvml", "amdsmi", "hwmon", "estimate"]
+    assert names == ["rapl", "pyrapl", "nvml", "amdsmi", "levelzero", "apple", "hwmon",
+                     "estimate"]
     for s in statuses:
         assert isinstance(s.available, bool) and s.reason
     assert str(statuses[-1]).startswith("estimate: available")

@@ -12,6 +12,17 @@ found by its ``MIG-<uuid>`` (``nvmlDeviceGetHandleByUUID``) or by slot under its
 (``nvmlDeviceGetMigDeviceHandleByIndex``), answers ``nvmlDeviceIsMigDeviceHandle`` with a
 ``c_uint``, and has no index, energy counter or power reading of its own (those are the
 parent's: ``nvmlDeviceGetDeviceHandleFromMigDeviceHandle``).
+
+Processes: ``nvmlDeviceGetComputeRunningProcesses`` returns friendly objects (``pid``,
+``usedGpuMemory`` — ``None`` where not available —, ``gpuInstanceId``,
+``computeInstanceId``), as ``nvmlStructToFriendlyObject`` builds them;
+``nvmlDeviceGetProcessUtilization(handle, timeStamp)`` returns the
+``c_nvmlProcessUtilizationSample_t`` structures (``pid``, ``timeStamp`` in µs, ``smUtil``,
+``memUtil``, ``encUtil``, ``decUtil``) newer than ``timeStamp``, and raises
+``NVMLError_NotFound`` when there is none (NVML's answer to an empty buffer).
+``nvmlDeviceGetFieldValues(handle, [(fieldId, scopeId), ...])`` returns a ctypes array of
+``c_nvmlFieldValue_t`` with a per-entry ``nvmlReturn``; the memory scope of
+``NVML_FI_DEV_POWER_INSTANT`` (mW, ``uiVal``) answers where the GPU reports memory power.
 """
 
 from __future__ import annotations
@@ -19,6 +30,19 @@ from __future__ import annotations
 import ctypes
 import string
 import types
+from ctypes import (
+    Structure,
+    Union,
+    c_double,
+    c_int,
+    c_int64,
+    c_longlong,
+    c_uint,
+    c_uint32,
+    c_ulong,
+    c_ulonglong,
+    c_ushort,
+)
 from dataclasses import dataclass, field
 
 NVML_SUCCESS = 0
@@ -28,6 +52,7 @@ NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_ALREADY_INITIALIZED = 5
 NVML_ERROR_NOT_FOUND = 6
+NVML_ERROR_INSUFFICIENT_SIZE = 7
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
@@ -37,6 +62,36 @@ NVML_DEVICE_MIG_DISABLE = 0x0
 NVML_DEVICE_MIG_ENABLE = 0x1
 #: MIG devices a MIG-capable GPU can hold (A100/H100: 7 slices).
 MAX_MIG_DEVICES = 7
+NVML_VALUE_TYPE_DOUBLE = 0
+NVML_VALUE_TYPE_UNSIGNED_INT = 1
+NVML_FI_DEV_POWER_AVERAGE = 185
+NVML_FI_DEV_POWER_INSTANT = 186
+NVML_POWER_SCOPE_GPU = 0
+NVML_POWER_SCOPE_MODULE = 1
+NVML_POWER_SCOPE_MEMORY = 2
+
+
+class c_nvmlValue_t(Union):
+    _fields_ = [("dVal", c_double), ("uiVal", c_uint), ("ulVal", c_ulong),
+                ("ullVal", c_ulonglong), ("sllVal", c_longlong), ("siVal", c_int),
+                ("usVal", c_ushort)]
+
+
+class c_nvmlFieldValue_t(Structure):
+    _fields_ = [("fieldId", c_uint32), ("scopeId", c_uint32), ("timestamp", c_int64),
+                ("latencyUsec", c_int64), ("valueType", c_uint), ("nvmlReturn", c_uint),
+                ("value", c_nvmlValue_t)]
+
+
+class c_nvmlProcessUtilizationSample_t(Structure):
+    _fields_ = [("pid", c_uint), ("timeStamp", c_ulonglong), ("smUtil", c_uint),
+                ("memUtil", c_uint), ("encUtil", c_uint), ("decUtil", c_uint)]
+
+
+class nvmlFriendlyObject:
+    def __init__(self, dictionary: dict) -> None:
+        for x in dictionary:
+            setattr(self, x, dictionary[x])
 
 _STRINGS = {
     1: "Uninitialized",
@@ -125,6 +180,12 @@ class FakeGpu:
     power_limit_mw: int | None = 400_000  # enforced power limit; None: not supported
     mig_capable: bool = True  # Ampere+ data-centre GPUs
     mig: list[FakeMig] = field(default_factory=list)  # non-empty: MIG mode enabled
+    #: compute processes now on the GPU: (pid, used memory in bytes or None)
+    processes: list[tuple[int, int | None]] = field(default_factory=list)
+    #: per-process utilisation samples: (pid, timeStamp µs, smUtil %, memUtil %)
+    util_samples: list[tuple[int, int, int, int]] = field(default_factory=list)
+    process_util_supported: bool = True
+    memory_power_mw: int | None = None  # memory-scope power (Hopper); None: not reported
 
 
 @dataclass(frozen=True)
@@ -148,7 +209,7 @@ class FakePynvml(types.ModuleType):
         self.refcount = 0
         self.calls: list[str] = []
         for name, value in globals().items():
-            if name.startswith("NVML_") or name.startswith("NVMLError"):
+            if name.startswith(("NVML_", "NVMLError", "c_nvml", "nvmlFriendly")):
                 setattr(self, name, value)
 
     # -- test controls -------------------------------------------------------------
@@ -299,3 +360,43 @@ class FakePynvml(types.ModuleType):
         if not gpu.energy_counter:
             raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
         return gpu.energy_mj
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: _Handle) -> list[nvmlFriendlyObject]:
+        self._check("nvmlDeviceGetComputeRunningProcesses")
+        gpu = self._gpu(handle)
+        return [nvmlFriendlyObject({"pid": pid, "usedGpuMemory": mem, "gpuInstanceId": 0xFFFFFFFF,
+                                    "computeInstanceId": 0xFFFFFFFF})
+                for pid, mem in gpu.processes]
+
+    def nvmlDeviceGetProcessUtilization(self, handle: _Handle,
+                                        timeStamp: int) -> list[c_nvmlProcessUtilizationSample_t]:
+        self._check("nvmlDeviceGetProcessUtilization")
+        gpu = self._gpu(handle)
+        if not gpu.process_util_supported:
+            raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+        rows = [c_nvmlProcessUtilizationSample_t(pid, ts, sm, mem, 0, 0)
+                for pid, ts, sm, mem in gpu.util_samples if ts > timeStamp]
+        if not rows:
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return rows
+
+    def nvmlDeviceGetFieldValues(self, handle: _Handle, fieldIds: list) -> ctypes.Array:
+        self._check("nvmlDeviceGetFieldValues")
+        gpu = self._gpu(handle)
+        values = (c_nvmlFieldValue_t * len(fieldIds))()
+        for i, ids in enumerate(fieldIds):
+            field_id, scope = ids if isinstance(ids, tuple) else (ids, 0)
+            values[i].fieldId, values[i].scopeId = field_id, scope
+            if field_id == NVML_FI_DEV_POWER_INSTANT and scope == NVML_POWER_SCOPE_GPU:
+                reading: int | None = gpu.power_mw if gpu.power_supported else None
+            elif field_id == NVML_FI_DEV_POWER_INSTANT and scope == NVML_POWER_SCOPE_MEMORY:
+                reading = gpu.memory_power_mw
+            else:
+                reading = None
+            if reading is None:
+                values[i].nvmlReturn = NVML_ERROR_NOT_SUPPORTED
+            else:
+                values[i].nvmlReturn = NVML_SUCCESS
+                values[i].valueType = NVML_VALUE_TYPE_UNSIGNED_INT
+                values[i].value.uiVal = reading
+        return values

@@ -13,7 +13,12 @@ Prints wall times for the event-driven scheduler (targets):
 * with dependencies: a layered DAG of 100,000 tasks (layers of 1,000, each task after 1–3
   random tasks of the layer before) on 1,000 instances in monitor and optimize (target
   < 5 s each), the workflow's validation (names resolved, cycle check), and optimal
-  (heuristic) on a 10,000-task DAG × 100 instances.
+  (heuristic) on a 10,000-task DAG × 100 instances;
+* ``--compare``: the scheduling rules side by side — monitor, optimize (greedy), optimize
+  with ``algorithm="heft"`` and ``"heft-energy"``, and optimal (up to 10,000 tasks) — on
+  generated DAGs (layered, fork-join, random) of 100 to 100,000 tasks, one instance per
+  100 tasks (at least 10): energy (kWh), makespan (h) and run time (s), and optimal's gap
+  to its lower bound; then optimal's proof on 50 tasks × 10 instances (target < 10 s).
 """
 
 from __future__ import annotations
@@ -82,6 +87,102 @@ def dag_workload(n: int, rng: np.random.Generator, width: int = 1000,
     return tasks
 
 
+def _kind_demand(rng: np.random.Generator, n: int) -> tuple[list[dict], np.ndarray]:
+    kinds = rng.integers(0, len(KINDS), n)
+    scale = rng.choice([1, 2, 4], n)
+    dem = [{c: v * scale[k] if c != "gpu" else v for c, v in KINDS[kinds[k]].items()}
+           for k in range(n)]
+    return dem, rng.exponential(60.0, n) + 1.0
+
+
+def fork_join_workload(n: int, rng: np.random.Generator, width: int = 50) -> list[Task]:
+    """Fork-join stages: a fork task, ``width`` parallel tasks after it, a join after them
+    all, the next fork after the join (``width + 2`` tasks a stage)."""
+    dem, dur = _kind_demand(rng, n)
+    tasks: list[Task] = []
+    prev: tuple[str, ...] = ()
+    k = 0
+    while k < n:
+        fork = f"t{k}"
+        tasks.append(Task(fork, float(dur[k]), dem[k], prev))
+        k += 1
+        branch = []
+        for _ in range(min(width, n - k - 1)):
+            tasks.append(Task(f"t{k}", float(dur[k]), dem[k], (fork,)))
+            branch.append(f"t{k}")
+            k += 1
+        if k < n:
+            tasks.append(Task(f"t{k}", float(dur[k]), dem[k], tuple(branch) or (fork,)))
+            prev = (f"t{k}",)
+            k += 1
+    return tasks
+
+
+def random_dag_workload(n: int, rng: np.random.Generator, mean_preds: float = 2.0,
+                        window: int = 200) -> list[Task]:
+    """Each task after a Poisson(``mean_preds``) number of random earlier tasks among the
+    ``window`` before it (a random DAG in topological order)."""
+    dem, dur = _kind_demand(rng, n)
+    count = rng.poisson(mean_preds, n)
+    tasks = []
+    for k in range(n):
+        m = min(int(count[k]), k)
+        lo = max(0, k - window)
+        picks = set(rng.integers(lo, k, m).tolist()) if m else set()
+        tasks.append(Task(f"t{k}", float(dur[k]), dem[k], tuple(f"t{p}" for p in sorted(picks))))
+    return tasks
+
+
+RULES = [("monitor", "monitor", "greedy"), ("optimize", "optimize", "greedy"),
+         ("heft", "optimize", "heft"), ("heft-energy", "optimize", "heft-energy"),
+         ("optimal", "optimal", "greedy")]
+
+
+def bench_compare(sizes: list[int]) -> None:
+    """The ``--compare`` table (module docstring)."""
+    print(f"\n{'family':<10s} {'tasks':>7s} {'inst':>5s} {'rule':<12s} {'energy kWh':>11s} "
+          f"{'makespan h':>10s} {'run s':>7s}  note")
+    families = {"layered": lambda n, r: dag_workload(n, r, width=max(10, n // 100)),
+                "fork-join": fork_join_workload, "random": random_dag_workload}
+    for family, make in families.items():
+        for n in sizes:
+            rng = np.random.default_rng(n)
+            env = fleet(max(10, n // 100), rng)
+            wf = Workflow(make(n, rng))
+            for label, mode, algorithm in RULES:
+                if mode == "optimal" and n > 10_000:
+                    continue
+                t0 = time.perf_counter()
+                r = env.run(wf, mode, algorithm=algorithm)
+                dt = time.perf_counter() - t0
+                note = ""
+                if mode == "optimal":
+                    note = ("proven" if r.info["proven_optimal"] else
+                            f"gap to bound ≤ {100 * r.info['gap']:.0f} %, best: "
+                            f"{r.info['best_candidate']}")
+                print(f"{family:<10s} {n:>7,d} {len(env):>5d} {label:<12s} "
+                      f"{r.energy_j / 3.6e6:>11,.2f} {r.makespan_s / 3600:>10,.2f} {dt:>7.2f}  {note}")
+
+
+def bench_proof(seeds: int = 5) -> None:
+    """optimal on 50 tasks × 10 instances (random DAGs): proven within 10 s?"""
+    for idle in (False, True):
+        for seed in range(seeds):
+            rng = np.random.default_rng(100 + seed)
+            env = fleet(10, rng)
+            if not idle:
+                env = ComputeEnvironment([i.with_changes(idle_power_w=0.0) for i in env])
+            wf = Workflow(random_dag_workload(50, rng))
+            deadline = env.run(wf, "optimize").makespan_s * 1.2
+            t0 = time.perf_counter()
+            r = env.run(wf, "optimal", deadline_s=deadline)
+            dt = time.perf_counter() - t0
+            print(f"optimal 50 tasks x 10 instances, idle power {'yes' if idle else 'no '}, "
+                  f"deadline 1.2 x optimize's, seed {seed}: {dt:6.2f} s, proven "
+                  f"{'yes' if r.info['proven_optimal'] else 'no'}, {r.info['milp_cuts']} cuts, "
+                  f"gap ≤ {100 * r.info['gap']:.1f} %")
+
+
 def timed(label: str, fn, target_s: float | None = None):
     """Run ``fn`` once; print wall and CPU seconds (CPU is steadier on a shared machine)."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -128,7 +229,13 @@ def bench_widget_sized(rng: np.random.Generator) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="10x smaller large cases")
+    ap.add_argument("--compare", action="store_true",
+                    help="only the rules side by side on generated DAGs, and optimal's proof")
     args = ap.parse_args()
+    if args.compare:
+        bench_compare([100, 1_000, 10_000] if args.quick else [100, 1_000, 10_000, 100_000])
+        bench_proof()
+        return
     rng = np.random.default_rng(0)
     bench_widget_sized(rng)
     nt, ni = (10_000, 100) if args.quick else (100_000, 1_000)
@@ -154,9 +261,11 @@ def bench_dag(rng: np.random.Generator, nt: int, ni: int, env: ComputeEnvironmen
                   lambda: dag_workload(nt, rng, width=nt // 100))
     wf = timed(f"Workflow of {nt:,} tasks: names resolved, cycle check", lambda: Workflow(tasks))
     print(f"{'':10s}{wf.dag.edges:,} dependencies")
-    for mode in ("monitor", "optimize"):
-        r = timed(f"{mode:8s} DAG {nt:,} tasks x {ni:,} instances",
-                  lambda m=mode: env.run(wf, m), 5.0)
+    for mode, algorithm in (("monitor", "greedy"), ("optimize", "greedy"),
+                            ("optimize", "heft"), ("optimize", "heft-energy")):
+        label = mode if algorithm == "greedy" else algorithm
+        r = timed(f"{label:8s} DAG {nt:,} tasks x {ni:,} instances",
+                  lambda m=mode, a=algorithm: env.run(wf, m, algorithm=a), 5.0)
         print(f"{'':10s}energy {r.energy_j / 3.6e6:,.1f} kWh, makespan {r.makespan_s:,.0f} s, "
               f"{int(r.used.sum())} instances used")
     mid_env = fleet(100, rng)

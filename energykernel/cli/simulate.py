@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..core.units import COMPONENTS, J_PER_KWH, number
+from ..core.units import COMPONENTS, number, si, si_interval
 from ..sim.model import MODES, SimulationInputError
 from ._paths import CliError, output_file
 
@@ -31,23 +31,42 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--objective", choices=("auto", "energy", "carbon"), default="auto",
                    help="what --mode optimal minimises (auto: carbon if every instance has "
                         "an intensity)")
+    p.add_argument("--algorithm", choices=("greedy", "heft", "heft-energy"), default="greedy",
+                   help="optimize's rule (default greedy: DESIGN's; heft: critical path "
+                        "first, earliest finish; heft-energy: critical path first, cheapest)")
+    p.add_argument("--start-hour", type=float, default=0.0, metavar="HOUR",
+                   help="hour of the instances' intensity_profile at which the run starts")
+    p.add_argument("--shift", action="store_true",
+                   help="delay the workflow within its window to its greenest start")
     p.add_argument("--dataset", metavar="OUT.nc", default=None,
                    help="write the simulated Dataset (NetCDF4) here")
     return p
 
 
-def _fmt(x: float, digits: int = 4) -> str:
-    """A table cell: ``digits`` significant digits, "-" for NaN."""
-    return number(x, f".{digits}g", nan="-")
+def _cell(col: str, x: float) -> str:
+    """A table cell in SI units: energies in J (kJ, MJ…), emissions in gCO2e, seconds
+    with thousands separators; "-" for NaN."""
+    if x != x:
+        return "-"
+    if col.endswith("_j"):
+        return si(x, "J")
+    if col == "emissions_g":
+        return si(x, "gCO2e")
+    return number(x, ",.1f", nan="-")
+
+
+_HEADERS = {"busy_s": "busy (s)", "idle_j": "idle", "total_j": "total",
+            "emissions_g": "carbon", **{f"{c}_j": c for c in COMPONENTS}}
 
 
 def format_summary(result) -> str:
-    """The text table: per instance tasks, busy time, J per component, idle, total, gCO2e."""
+    """The text table: per instance tasks, busy time, energy per component, idle, total,
+    carbon — one SI formatting (:func:`energykernel.core.units.si`) throughout."""
     table = result.summary()
-    cols = ["tasks", "busy_s", *[f"{c}_j" for c in COMPONENTS], "idle_j", "total_j",
-            "emissions_g"]
-    header = ["instance", *cols]
-    rows = [[str(idx), *[str(int(r["tasks"])) if c == "tasks" else _fmt(float(r[c]))
+    comps = [f"{c}_j" for c in COMPONENTS if table[f"{c}_j"].fillna(0).any()]
+    cols = ["tasks", "busy_s", *comps, "idle_j", "total_j", "emissions_g"]
+    header = ["instance", *[_HEADERS.get(c, c) for c in cols]]
+    rows = [[str(idx), *[str(int(r["tasks"])) if c == "tasks" else _cell(c, float(r[c]))
                          for c in cols]] for idx, r in table.iterrows()]
     widths = [max(len(h), *(len(row[k]) for row in rows)) for k, h in enumerate(header)]
     line = "  ".join(h.ljust(w) if k == 0 else h.rjust(w)
@@ -59,9 +78,15 @@ def format_summary(result) -> str:
         out.append("  ".join(v.ljust(w) if k == 0 else v.rjust(w)
                              for k, (v, w) in enumerate(zip(row, widths, strict=True))))
     t = result.totals()
-    em = "" if t["emissions_g"] != t["emissions_g"] else f", emissions {_fmt(t['emissions_g'])} gCO2e"
-    out.append(f"mode {result.mode}: energy {_fmt(t['energy_j'], 6)} J "
-               f"({_fmt(t['energy_j'] / J_PER_KWH, 4)} kWh), makespan {_fmt(t['makespan_s'], 6)} s{em}")
+    b = result.band()
+    em = ("" if t["emissions_g"] != t["emissions_g"] else
+          f", emissions {si_interval(t['emissions_g'], b['emissions_lo_g'], b['emissions_hi_g'], 'gCO2e')}")
+    energy = si_interval(t["energy_j"], b["energy_lo_j"], b["energy_hi_j"], "J")
+    out.append(f"mode {result.mode}: energy {energy}, makespan "
+               f"{number(t['makespan_s'], ',.1f')} s{em}")
+    if "offset_s" in result.info or "start_hour" in result.info:
+        out.append(f"starts {number(result.offset_s, ',.0f')} s after t = 0 (t = 0 at hour "
+                   f"{result.clock_s / 3600:g} of the intensity profile)")
     if result.mode == "optimal":
         info = result.info
         out.append(f"optimal: objective {info.get('objective')}, solver {info.get('solver')}, "
@@ -93,7 +118,8 @@ def simulate_main(argv: list[str] | None = None) -> int:
         env = ComputeEnvironment.from_json(args.instances)
         workflow = Workflow.from_json(args.tasks)
         result = env.run(workflow, args.mode, deadline_s=args.deadline,
-                         objective=args.objective)
+                         objective=args.objective, algorithm=args.algorithm,
+                         start_hour=args.start_hour, shift=args.shift)
     except (CliError, SimulationInputError) as exc:
         print(f"energykernel simulate: error: {exc}", file=sys.stderr)
         return 2

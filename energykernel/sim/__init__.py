@@ -22,6 +22,7 @@ from .model import (
     UnschedulableError,
     Workflow,
 )
+from .profile import IntensityProfile, load_profile, named_profiles
 from .result import SimulationResult
 from .tracking import DataProduct, TagTracker, execute_tracking, tag_tracker
 
@@ -30,6 +31,7 @@ __all__ = [
     "ComputeEnvironment",
     "ComputeInstance",
     "DataProduct",
+    "IntensityProfile",
     "Resource",
     "SimulationInputError",
     "SimulationResult",
@@ -38,6 +40,8 @@ __all__ = [
     "UnschedulableError",
     "Workflow",
     "execute_tracking",
+    "load_profile",
+    "named_profiles",
     "tag_tracker",
     "tasks_from_runs",
 ]

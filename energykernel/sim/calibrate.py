@@ -5,7 +5,10 @@ A measured run of duration *T* s on an instance of speed *v* that used *E_c* J o
 ``demand_c = (E_c / T) / cost_c`` units: the mean measured power divided by the described
 instance's W per unit. Simulating the tasks on the described instance reproduces the
 measured energy (× its PUE). Measured energy is whole-machine (or process-scoped) as
-recorded; the described instance's ``idle_power_w`` is not subtracted from it.
+recorded; the described instance's ``idle_power_w`` is not subtracted from it. The runs'
+bounds (``energy_lo``, ``energy_hi``: the counters' resolution, the estimate's spread)
+become the task's ``energy_band`` ``(Σ lo / Σ E, Σ hi / Σ E)``, so a simulated result
+carries them as a band on its totals (:meth:`~energykernel.sim.SimulationResult.band`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,22 @@ def _instance(description: Any) -> ComputeInstance:
         f"{type(description).__name__}")
 
 
+def _band(energy: np.ndarray, bounds: tuple[np.ndarray, np.ndarray] | None,
+          idx: list[int], cols: list[int]) -> tuple[float, float]:
+    """``(Σ lo / Σ E, Σ hi / Σ E)`` over runs ``idx`` and components ``cols`` where all
+    three are known; ``(1, 1)`` where none are."""
+    if bounds is None or not cols:
+        return 1.0, 1.0
+    e = energy[np.ix_(idx, cols)]
+    lo, hi = (b[np.ix_(idx, cols)] for b in bounds)
+    ok = np.isfinite(e) & np.isfinite(lo) & np.isfinite(hi)
+    total = float(e[ok].sum())
+    if not ok.any() or total <= 0:
+        return 1.0, 1.0
+    return (min(1.0, max(0.0, float(lo[ok].sum()) / total)),
+            max(1.0, float(hi[ok].sum()) / total))
+
+
 def tasks_from_runs(runs_ds: xr.Dataset, instance_description: ComputeInstance | Mapping,
                     *, per_run: bool = False, include_failed: bool = False) -> list[Task]:
     """Tasks from a runs Dataset (``ek.runs()``) measured on ``instance_description``.
@@ -52,6 +71,10 @@ def tasks_from_runs(runs_ds: xr.Dataset, instance_description: ComputeInstance |
             raise SimulationInputError(f"runs_ds: not an energykernel runs Dataset (no {name!r})")
     comps = [str(c) for c in runs_ds.component.values]
     energy = runs_ds.energy.transpose("run", "component").values.astype(float)
+    bounds = None
+    if "energy_lo" in runs_ds.variables and "energy_hi" in runs_ds.variables:
+        bounds = (runs_ds.energy_lo.transpose("run", "component").values.astype(float),
+                  runs_ds.energy_hi.transpose("run", "component").values.astype(float))
     duration = runs_ds.duration.values.astype(float)
     task = [str(t) for t in runs_ds.task.values]
     keep = np.ones(len(task), dtype=bool)
@@ -100,8 +123,9 @@ def tasks_from_runs(runs_ds: xr.Dataset, instance_description: ComputeInstance |
                     warned.add((name, comp))
                 units = res.capacity
             demand[comp] = units
+        band = _band(energy, bounds, idx, [comps.index(c) for c in demand])
         try:
-            out.append(Task(name, total_s / len(idx) * inst.speed, demand))
+            out.append(Task(name, total_s / len(idx) * inst.speed, demand, energy_band=band))
         except SimulationInputError as exc:  # e.g. a measured value beyond the field bounds
             raise SimulationInputError(f"tasks_from_runs: task {name!r}: {exc}") from None
     return out

@@ -162,8 +162,10 @@ class Dynamic:
     in_use: list[bool] | None = None
 
     def __init__(self, prob: Problem, free: list[list[float]], by_cost: bool,
-                 allowed: np.ndarray | None = None) -> None:
-        self.prob, self.free, self.by_cost = prob, free, by_cost
+                 allowed: np.ndarray | None = None, fastest: bool = False) -> None:
+        self.prob, self.free, self.by_cost = prob, free, by_cost or fastest
+        self.fastest = fastest  # HEFT's earliest finish: fastest first, then by cost
+        self.speed = prob.speed.tolist()
         self.allowed = np.ones(prob.n, dtype=bool) if allowed is None else allowed
         w_rows = prob.cost * (prob.pue / prob.speed)[:, None]  # (n, NC) W per unit at speed 1
         self.w_rows = w_rows
@@ -196,7 +198,10 @@ class Dynamic:
             need = d > 0
             usable = self.prob.has[:, need].all(axis=1) & self.allowed
             self.usable[j] = usable
-            if self.by_cost:
+            if self.fastest:
+                order = np.lexsort((np.arange(self.prob.n), energy_rate(self.prob, d),
+                                    -self.prob.speed))
+            elif self.by_cost:
                 order = np.lexsort((np.arange(self.prob.n), energy_rate(self.prob, d)))
             else:
                 order = np.arange(self.prob.n)
@@ -222,6 +227,8 @@ class Dynamic:
         if not self.by_cost:
             i = int(np.argmax(ok))
             return i if ok[i] else -1
+        if self.fastest:  # the fastest that fits, then the cheapest of those
+            ok &= self.prob.speed >= np.where(ok, self.prob.speed, -np.inf).max()
         rate = np.where(ok, self.prob.demand[k] @ self.w_arr, np.inf)
         i = int(np.argmin(rate))
         return i if ok[i] else -1
@@ -240,6 +247,9 @@ class Dynamic:
             return -1
         if not self.by_cost:
             return min(fit)
+        if self.fastest:
+            speed = self.speed
+            return min(fit, key=lambda i: (-speed[i], self.cost(k, i, now), i))
         return min(fit, key=lambda i: (self.cost(k, i, now), i))
 
     def cost(self, k: int, i: int, now: float) -> float:

@@ -26,8 +26,12 @@ from ..core._atomic import write_text_atomic
 from ..core.units import short_label, short_repr
 from .model import ComputeInstance, SimulationInputError, Task
 
-INSTANCE_FIELDS = ("name", "speed", "idle_power_w", "pue", "intensity_g_per_kwh", "resources")
-TASK_FIELDS = ("name", "duration_s", "demand", "after")
+INSTANCE_FIELDS = ("name", "speed", "idle_power_w", "pue", "intensity_g_per_kwh", "resources",
+                   "intensity_profile")
+TASK_FIELDS = ("name", "duration_s", "demand", "after", "energy_band")
+#: Top-level fields besides the list: instances' default profile; the workflow's window.
+INSTANCES_TOP = ("instances", "intensity_profile")
+TASKS_TOP = ("tasks", "start_after_s", "deadline_s")
 
 
 #: JSON integers with more characters than this are beyond the float range (max ~1.8e308):
@@ -126,6 +130,11 @@ def _duplicate_error(p: Path, key: str, data: Any, path: tuple[str | int, ...],
 
 
 def _read(path: str | os.PathLike, key: str) -> list[Any]:
+    return _read_doc(path, key)[key]
+
+
+def _read_doc(path: str | os.PathLike, key: str) -> dict[str, Any]:
+    """The file's top-level object (with a list under ``key``), validated."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -151,7 +160,13 @@ def _read(path: str | os.PathLike, key: str) -> list[Any]:
     entries = data[key]
     if not isinstance(entries, list):
         raise SimulationInputError(f"{p}: field {key!r} must be a list")
-    return entries
+    allowed = INSTANCES_TOP if key == "instances" else TASKS_TOP
+    for f in data:
+        if f not in allowed:
+            raise SimulationInputError(
+                f"{p}: field {short_repr(f)}: unknown top-level field (expected "
+                f"{', '.join(allowed)})")
+    return data
 
 
 def _entry_label(path: str | os.PathLike, key: str, k: int, entry: Any) -> str:
@@ -180,11 +195,17 @@ def _build(path, key: str, k: int, entry: Any, fields: Sequence[str], required: 
         raise SimulationInputError(f"{label}: {exc}") from None
 
 
-def _instance(entry: dict) -> ComputeInstance:
+def _instance(entry: dict, base: Path | None = None, default: Any = None) -> ComputeInstance:
+    from .model import _profile
+
     kwargs = {k: v for k, v in entry.items() if k != "intensity_g_per_kwh" or v is not None}
     if not isinstance(kwargs.get("resources"), dict):
         raise SimulationInputError(
             f"resources: must be an object, got {short_repr(kwargs.get('resources'))}")
+    prof = kwargs.get("intensity_profile", default)
+    if isinstance(prof, str):  # a file named relative to the instances file
+        prof = _profile(prof, base)
+    kwargs["intensity_profile"] = prof
     return ComputeInstance(**kwargs)
 
 
@@ -194,14 +215,44 @@ def _task(entry: dict) -> Task:
     if "after" in entry and not isinstance(entry["after"], list):
         raise SimulationInputError(
             f"after: must be a list of task names, got {short_repr(entry['after'])}")
+    if "energy_band" in entry and not isinstance(entry["energy_band"], list):
+        raise SimulationInputError(
+            f"energy_band: must be [lo, hi], got {short_repr(entry['energy_band'])}")
     return Task(**entry)
 
 
 def load_instances(path: str | os.PathLike) -> list[ComputeInstance]:
     """Validated instances from a JSON file; duplicate names are an error."""
-    out = _load_named(path, "instances", INSTANCE_FIELDS, ("name", "resources"), _instance)
+    from .model import _profile
+
+    p = Path(path)
+    default = _read_doc(p, "instances").get("intensity_profile")
+    if default is not None:
+        try:
+            default = _profile(default, p.parent)
+        except SimulationInputError as exc:
+            raise SimulationInputError(f"{p}: field {exc}") from None
+    out = _load_named(path, "instances", INSTANCE_FIELDS, ("name", "resources"),
+                      lambda e: _instance(e, p.parent, default))
     if not out:
         raise SimulationInputError(f"{Path(path)}: 'instances' is empty")
+    return out
+
+
+def load_window(path: str | os.PathLike) -> dict[str, Any]:
+    """The workflow window of a tasks file: ``start_after_s`` and ``deadline_s`` if given."""
+    from .model import _number
+
+    data = _read_doc(path, "tasks")
+    out: dict[str, Any] = {}
+    for f in ("start_after_s", "deadline_s"):
+        if f in data:
+            try:
+                out[f] = _number(data[f], f, strict=f == "deadline_s")
+            except SimulationInputError as exc:
+                raise SimulationInputError(f"{Path(path)}: field {exc}") from None
+    if out.get("deadline_s", math.inf) <= out.get("start_after_s", 0.0):
+        raise SimulationInputError(f"{Path(path)}: field deadline_s: must be after start_after_s")
     return out
 
 
@@ -235,6 +286,7 @@ def save_instances(instances: Sequence[ComputeInstance], path: str | os.PathLike
     _write({"instances": [i.to_dict() for i in instances]}, path)
 
 
-def save_tasks(tasks: Sequence[Task], path: str | os.PathLike) -> None:
-    """Write tasks as a tasks JSON file (atomically)."""
-    _write({"tasks": [t.to_dict() for t in tasks]}, path)
+def save_tasks(tasks: Sequence[Task], path: str | os.PathLike,
+               window: dict[str, float] | None = None) -> None:
+    """Write tasks (and a workflow window) as a tasks JSON file (atomically)."""
+    _write({"tasks": [t.to_dict() for t in tasks], **(window or {})}, path)

@@ -9,7 +9,6 @@ is charged for the makespan on every instance that ran at least one task.
 
 from __future__ import annotations
 
-import math
 import operator
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -18,80 +17,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.units import COMPONENTS, short_repr
+from .errors import SimulationInputError, UnschedulableError
+from .fields import MAX_VALUE, _after, _band, _component, _name, _number, _profile
 
 if TYPE_CHECKING:
     from .dag import Dag
     from .result import SimulationResult
 
+#: Re-exported: the errors (:mod:`.errors`) and the field checks (:mod:`.fields`).
+__all__ = ["MAX_VALUE", "MODES", "OBJECTIVES", "ComputeEnvironment", "ComputeInstance",
+           "Resource", "SimulationInputError", "Task", "UnschedulableError", "Workflow",
+           "_number", "_profile", "check_mode"]
+
 MODES: tuple[str, ...] = ("monitor", "optimize", "optimal")
 OBJECTIVES: tuple[str, ...] = ("auto", "energy", "carbon")
-
-
-class SimulationInputError(ValueError):
-    """Bad simulation input: a file, an entry, a field, or a task that fits nowhere."""
-
-
-class UnschedulableError(SimulationInputError):
-    """A task fits no instance, or no schedule meets the requested deadline."""
-
-
-#: Largest value of every numeric field: durations (s), capacities and demands (units),
-#: costs (W per unit), speed, idle power (W), PUE and intensity (gCO2e/kWh). See :func:`_number`.
-MAX_VALUE = 1e15
-
-
-def _number(value: Any, what: str, *, minimum: float = 0.0, strict: bool = False,
-            maximum: float = MAX_VALUE) -> float:
-    """``value`` as a finite float in ``[minimum, maximum]`` (``minimum`` excluded if
-    ``strict``), else a :class:`SimulationInputError` naming ``what``.
-
-    Bounds: every duration (s; 1e15 s is ~32 million years), capacity, demand, cost (W per
-    unit), speed, idle power (W), PUE and intensity (gCO2e/kWh) is finite and at most
-    :data:`MAX_VALUE` (1e15), so no product of a few of them overflows a float; ``speed``
-    is > 0 (a speed so small that ``duration_s / speed`` overflows is named when the result
-    is checked, :func:`.schedule.check_finite`). An integer too large for a float (``1``
-    and 400 zeros) is out of range, not an ``OverflowError``.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        try:
-            import numpy as np
-
-            if not isinstance(value, np.number) or isinstance(value, np.complexfloating):
-                raise TypeError
-        except TypeError:
-            raise SimulationInputError(
-                f"{what}: must be a number, got {short_repr(value)} "
-                f"({type(value).__name__})") from None
-    try:
-        x = float(value)
-    except OverflowError:  # an int beyond the float range
-        x = math.inf if value > 0 else -math.inf
-    if math.isnan(x):
-        raise SimulationInputError(f"{what}: must be a finite number, got {short_repr(value)}")
-    if x > maximum or x == math.inf:
-        bound = f" and ≤ {maximum:g}" if maximum < math.inf else ""
-        raise SimulationInputError(
-            f"{what}: out of range: must be finite{bound}, got {short_repr(value)}")
-    if x < minimum or (strict and x == minimum):
-        rel = ">" if strict else "≥"
-        raise SimulationInputError(f"{what}: must be {rel} {minimum:g}, got {short_repr(value)}")
-    if x == -math.inf:  # a check with no minimum
-        raise SimulationInputError(f"{what}: out of range: must be finite, got {short_repr(value)}")
-    return x
-
-
-def _name(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise SimulationInputError(
-            f"{what}: must be a non-empty string, got {short_repr(value)}")
-    return value
-
-
-def _component(comp: Any, what: str) -> str:
-    if comp not in COMPONENTS:
-        raise SimulationInputError(
-            f"{what}: unknown component {short_repr(comp)}; known: {', '.join(COMPONENTS)}")
-    return comp
 
 
 @dataclass(frozen=True)
@@ -121,6 +60,7 @@ class ComputeInstance:
     idle_power_w: float = 0.0
     pue: float = 1.0
     intensity_g_per_kwh: float | None = None
+    intensity_profile: Any = None  # an IntensityProfile (or what .profile.as_profile takes)
 
     def __post_init__(self) -> None:
         _name(self.name, "name")
@@ -141,6 +81,8 @@ class ComputeInstance:
         if self.intensity_g_per_kwh is not None:
             object.__setattr__(self, "intensity_g_per_kwh",
                                _number(self.intensity_g_per_kwh, "intensity_g_per_kwh"))
+        if self.intensity_profile is not None:
+            object.__setattr__(self, "intensity_profile", _profile(self.intensity_profile))
 
     @staticmethod
     def _resource(comp: str, value: Any) -> Resource:
@@ -167,24 +109,12 @@ class ComputeInstance:
         return replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "speed": self.speed, "idle_power_w": self.idle_power_w,
-                "pue": self.pue, "intensity_g_per_kwh": self.intensity_g_per_kwh,
-                "resources": {c: r.to_dict() for c, r in self.resources.items()}}
-
-
-def _after(value: Any, name: str) -> tuple[str, ...]:
-    """``after`` as a tuple of distinct task names (given order), never ``name`` itself."""
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        hint = f" (one name: write [{short_repr(value)}])" if isinstance(value, str) else ""
-        raise SimulationInputError(
-            f"after: must be a list of task names, got {short_repr(value)}{hint}")
-    out: dict[str, None] = {}
-    for j, item in enumerate(value):
-        _name(item, f"after[{j}]")
-        if item == name:
-            raise SimulationInputError(f"after[{j}]: task {short_repr(name)} cannot run after itself")
-        out[item] = None
-    return tuple(out)
+        out = {"name": self.name, "speed": self.speed, "idle_power_w": self.idle_power_w,
+               "pue": self.pue, "intensity_g_per_kwh": self.intensity_g_per_kwh,
+               "resources": {c: r.to_dict() for c, r in self.resources.items()}}
+        if self.intensity_profile is not None:
+            out["intensity_profile"] = self.intensity_profile.to_json()
+        return out
 
 
 @dataclass(frozen=True, eq=True)
@@ -197,6 +127,8 @@ class Task:
     duration_s: float
     demand: Mapping[str, float] = field(default_factory=dict)
     after: tuple[str, ...] = ()
+    #: The task's energy is known within ``[lo × E, hi × E]`` (e.g. measured bounds).
+    energy_band: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         _name(self.name, "name")
@@ -210,6 +142,8 @@ class Task:
         object.__setattr__(self, "demand", {c: v for c, v in dem.items() if v > 0})
         if self.after != ():
             object.__setattr__(self, "after", _after(self.after, self.name))
+        if self.energy_band != (1.0, 1.0):
+            object.__setattr__(self, "energy_band", _band(self.energy_band))
 
     def __hash__(self) -> int:  # demand is a dict; equal tasks share name and duration
         return hash((self.name, self.duration_s))
@@ -219,6 +153,8 @@ class Task:
                                "demand": dict(self.demand)}
         if self.after:
             out["after"] = list(self.after)
+        if self.energy_band != (1.0, 1.0):
+            out["energy_band"] = list(self.energy_band)
         return out
 
 
@@ -227,11 +163,20 @@ class Workflow:
 
     ``after`` names are resolved to steps when the workflow is built (:mod:`.dag`): an
     unknown name or a cycle is a :class:`SimulationInputError` naming the step, the task
-    and the field ``after``.
+    and the field ``after``. ``start_after_s`` and ``deadline_s`` (s from t = 0) are the
+    workflow's window: it starts no earlier and, where a schedule allows, ends no later
+    (see :mod:`.timing`).
     """
 
-    def __init__(self, tasks: Iterable[Task] = (), name: str = "workflow") -> None:
+    def __init__(self, tasks: Iterable[Task] = (), name: str = "workflow", *,
+                 start_after_s: float = 0.0, deadline_s: float | None = None) -> None:
         self.name = name
+        self.start_after_s = _number(start_after_s, "start_after_s")
+        self.deadline_s = (None if deadline_s is None else
+                           _number(deadline_s, "deadline_s", strict=True))
+        if self.deadline_s is not None and self.deadline_s <= self.start_after_s:
+            raise SimulationInputError(f"deadline_s: must be after start_after_s "
+                                       f"({self.start_after_s:g} s), got {self.deadline_s:g}")
         self.tasks: list[Task] = list(tasks)
         for k, t in enumerate(self.tasks):
             if not isinstance(t, Task):
@@ -258,10 +203,11 @@ class Workflow:
         """Tasks from a tasks JSON file (``{"tasks": [...]}``), in file order; a bad
         ``after`` names the file, the entry and the field."""
         from .dag import DagError
-        from .jsonio import load_tasks
+        from .jsonio import load_tasks, load_window
 
+        window = load_window(path)
         try:
-            return cls(load_tasks(path), name=os.path.basename(str(path)))
+            return cls(load_tasks(path), name=os.path.basename(str(path)), **window)
         except DagError as exc:
             raise exc.located(f"{Path(path)}: tasks") from None
 
@@ -272,7 +218,12 @@ class Workflow:
         seen: dict[str, Task] = {}
         for t in self.tasks:
             seen.setdefault(t.name, t)
-        save_tasks(list(seen.values()), path)
+        window: dict[str, float] = {}
+        if self.start_after_s:
+            window["start_after_s"] = self.start_after_s
+        if self.deadline_s is not None:
+            window["deadline_s"] = self.deadline_s
+        save_tasks(list(seen.values()), path, window)
 
     def __iter__(self) -> Iterator[Task]:
         return iter(self.tasks)
@@ -336,24 +287,38 @@ class ComputeEnvironment:
         return ComputeEnvironment(
             i.with_changes(**changes) if i.name == name else i for i in self.instances)
 
+    def with_profile(self, profile: Any) -> ComputeEnvironment:
+        """A new environment where every instance has the hourly ``intensity_profile``
+        (an :class:`~.profile.IntensityProfile`, a list, a file or a shipped name)."""
+        prof = _profile(profile)
+        return ComputeEnvironment(i.with_changes(intensity_profile=prof) for i in self.instances)
+
     def run(self, workflow: Workflow | Sequence[Task], mode: str = "monitor", *,
             deadline_s: float | None = None, objective: str = "auto",
-            products: Iterable[Any] = (), idle_aware: bool = False) -> SimulationResult:
+            products: Iterable[Any] = (), idle_aware: bool = False,
+            algorithm: str = "greedy", start_hour: float = 0.0,
+            shift: bool = False) -> SimulationResult:
         """Simulate ``workflow`` here: ``mode`` is ``monitor``, ``optimize`` or ``optimal``.
 
         ``deadline_s`` (optimal only) bounds the makespan; ``objective`` (optimal only) is
         ``energy``, ``carbon`` or ``auto`` (carbon when every instance has an intensity).
         ``idle_aware`` (optimize only): rank instances by the energy a choice adds, the
         idle power it commits included, instead of the task's own energy there (the
-        default, DESIGN §5); greedy, so it can lose on some fleets. Each
+        default, DESIGN §5); greedy, so it can lose on some fleets. ``algorithm``
+        (optimize only): ``greedy`` (DESIGN §5), ``heft`` or ``heft-energy``
+        (:mod:`.heft`). ``start_hour``: where t = 0 falls on the instances' hourly
+        ``intensity_profile`` clock; ``shift``: delay the workflow, within its window, to
+        the greenest start (:mod:`.timing`; optimal always may). Each
         :class:`~energykernel.sim.DataProduct` in ``products`` records the result.
         """
         from .schedule import simulate
+        from .timing import Timing
 
         if not isinstance(workflow, Workflow):
             workflow = Workflow(workflow)
+        timing = Timing.of(workflow, start_hour=start_hour, shift=shift)
         result = simulate(self, workflow, mode, deadline_s=deadline_s, objective=objective,
-                          idle_aware=idle_aware)
+                          idle_aware=idle_aware, algorithm=algorithm, timing=timing)
         for product in products:
             product.observe(result)
         return result

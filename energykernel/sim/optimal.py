@@ -31,12 +31,14 @@ from collections.abc import Callable
 import numpy as np
 
 from ..core.units import J_PER_KWH
+from .heft import run_heft
 from .model import OBJECTIVES, SimulationInputError, UnschedulableError, _number
 from .result import SimulationResult
 from .schedule import Problem, run_schedule
+from .timing import Timing
 
-EXACT_MAX_STEPS = 40
-EXACT_MAX_VARS = 400
+EXACT_MAX_STEPS = 50
+EXACT_MAX_VARS = 500
 MAX_CUTS = 300
 _REL = 1e-9
 
@@ -58,15 +60,26 @@ def _weights(prob: Problem, objective: str) -> tuple[str, np.ndarray]:
 
 
 class _Search:
-    """Evaluates assignments by simulation and keeps the best that meets the deadline."""
+    """Evaluates assignments by simulation and keeps the best that meets the deadline.
 
-    def __init__(self, prob: Problem, weight: np.ndarray, deadline_s: float | None) -> None:
+    With hourly profiles and the carbon objective, each schedule is placed at its greenest
+    start in the workflow's window (:mod:`.timing`) and scored by its integrated carbon.
+    """
+
+    def __init__(self, prob: Problem, weight: np.ndarray, deadline_s: float | None,
+                 timing: Timing | None = None, carbon: bool = False) -> None:
         self.prob, self.weight, self.deadline_s = prob, weight, deadline_s
+        self.timing = timing or Timing()
+        self.varying = carbon and any(i.intensity_profile is not None for i in prob.env)
         self.best: tuple[float, SimulationResult, str] | None = None
         self.shortest = np.inf
         self.evaluations = 0
+        self.milp_bound = 0.0  # the exact loop's lower bound, where it ran
 
     def objective(self, r: SimulationResult) -> float:
+        if self.varying:
+            self.timing.place(r, shift=True)
+            return float(r.instance_emissions_g[r.used].sum())
         per_inst = r.instance_energy_j.sum(axis=1) + r._idle
         return float((per_inst * self.weight).sum())
 
@@ -76,6 +89,8 @@ class _Search:
         r = SimulationResult.build(self.prob, "optimal", inst, start, end)
         self.shortest = min(self.shortest, r.makespan_s)
         if self.deadline_s is not None and r.makespan_s > self.deadline_s * (1 + _REL):
+            return np.inf
+        if not self.timing.fits(r.makespan_s):
             return np.inf
         obj = self.objective(r)
         if not obj < np.inf:  # overflowed (inf or NaN): worse than any finite schedule
@@ -120,10 +135,37 @@ def _cheapest(prob: Problem, weight: np.ndarray, deadline_s: float | None,
     return best
 
 
+def lower_bound(prob: Problem, weight: np.ndarray, deadline_s: float | None = None) -> float:
+    """A bound no schedule beats: each step on its cheapest feasible instance, plus the
+    least idle rate (of an instance some step can use) over the shortest possible makespan
+    (the longest chain at each step's fastest feasible runtime). 0 if none is known."""
+    steps = np.asarray(prob.steps)
+    if not len(steps):
+        return 0.0
+    ks = np.arange(len(prob.tasks))
+    ok = _feasible(prob, ks, deadline_s)
+    rate = np.where(ok, _rates(prob, weight, prob.demand), np.inf)
+    task_part = float((rate.min(axis=1) * prob.duration_s)[steps].sum())
+    runtime = np.where(ok, prob.duration_s[:, None] / prob.speed[None, :], np.inf).min(axis=1)
+    fin = runtime[steps].tolist()
+    if prob.dag is not None:
+        preds = prob.dag.preds
+        for s in prob.dag.order:
+            if preds[s]:
+                fin[s] += max(fin[p] for p in preds[s])
+    idle = prob.idle_w * prob.pue * weight
+    usable = ok.any(axis=0)
+    least_idle = float(idle[usable].min()) if usable.any() else 0.0
+    out = task_part + least_idle * max(fin)
+    return out if np.isfinite(out) else 0.0
+
+
 def _heuristic(prob: Problem, search: _Search, weight: np.ndarray) -> None:
     deadline_s = search.deadline_s
     for mode in ("optimize", "monitor"):
         search.consider(mode, *run_schedule(prob, mode))
+    for algorithm in ("heft", "heft-energy"):
+        search.consider(f"optimize ({algorithm})", *run_heft(prob, algorithm == "heft-energy"))
     if (prob.idle_w > 0).any():
         search.consider("optimize counting idle power",
                         *run_schedule(prob, "optimize", idle_aware=True))
@@ -154,7 +196,9 @@ def _heuristic(prob: Problem, search: _Search, weight: np.ndarray) -> None:
 
 def _milp(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: float
           ) -> tuple[bool, int]:
-    """The exact loop (module docstring). Returns (proven optimal, cuts added)."""
+    """The exact loop (module docstring). Returns (proven optimal, cuts added); the last
+    MILP's dual bound (a lower bound on every assignment not yet simulated) is kept in
+    ``search.milp_bound``."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_matrix, vstack
 
@@ -236,9 +280,13 @@ def _milp(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: floa
         if res.status == 2:  # no assignment left: the best found is optimal (or none exists)
             return True, len(cuts)
         if res.status != 0 or res.x is None:
+            dual = getattr(res, "mip_dual_bound", None)
+            if dual is not None and np.isfinite(dual):
+                search.milp_bound = max(search.milp_bound, float(dual))
             return False, len(cuts)
         bound = getattr(res, "mip_dual_bound", None)
         bound = res.fun if bound is None or not np.isfinite(bound) else bound
+        search.milp_bound = max(search.milp_bound, float(bound))
         if search.best is not None and bound >= search.best[0] - 1e-9 * max(1.0, abs(bound)):
             return True, len(cuts)
         assign = res.x[:nx].reshape(S, n).argmax(axis=1)
@@ -248,14 +296,18 @@ def _milp(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: floa
 
 
 def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "auto",
-          time_limit_s: float = 10.0,
-          exact: Callable[[Problem], bool] | None = None) -> SimulationResult:
+          time_limit_s: float = 10.0, exact: Callable[[Problem], bool] | None = None,
+          timing: Timing | None = None) -> SimulationResult:
     """The optimal-mode result for ``prob`` (module docstring)."""
     if deadline_s is not None:
         # a bound, never multiplied: any finite value (makespans may pass MAX_VALUE)
         deadline_s = _number(deadline_s, "deadline_s", strict=True, maximum=math.inf)
+    timing = timing or Timing()
+    if timing.deadline_s is not None:  # the workflow's window bounds the makespan too
+        room = timing.deadline_s - timing.start_after_s
+        deadline_s = room if deadline_s is None else min(deadline_s, room)
     objective, weight = _weights(prob, objective)
-    search = _Search(prob, weight, deadline_s)
+    search = _Search(prob, weight, deadline_s, timing, carbon=objective == "carbon")
     _heuristic(prob, search, weight)
     S = len(prob.steps)
     small = S <= EXACT_MAX_STEPS and S * prob.n <= EXACT_MAX_VARS if exact is None else exact(prob)
@@ -271,6 +323,14 @@ def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "a
             f"deadline_s={deadline_s:g}: no schedule with makespan ≤ deadline ({how}; "
             f"shortest makespan found: {shortest})")
     obj, result, label = search.best
+    if search.varying:  # the MILP's weights are the profiles' means: no proof of the integral
+        proven = False
+    else:
+        timing.place(result)
+        bound = obj if proven else max(lower_bound(prob, weight, deadline_s),
+                                       min(search.milp_bound, obj))
+        result.info["lower_bound"] = bound
+        result.info["gap"] = (obj - bound) / obj if obj > 0 else 0.0
     result.info.update({"objective": objective, "objective_value": obj,
                         "solver": "milp" if small else "heuristic", "proven_optimal": proven,
                         "best_candidate": label, "milp_cuts": cuts,

@@ -5,6 +5,12 @@ component) is what the tasks used, and ``idle_energy (instance)`` is ``idle_powe
 makespan`` on every instance that ran a task (idle power belongs to no component, so it is
 not forced into one). ``total_energy`` = ``energy`` summed + ``idle_energy`` summed. All
 energies include the instance's PUE.
+
+Carbon: ``energy × intensity_g_per_kwh`` per instance, or, on an instance with an hourly
+``intensity_profile``, ``∫ power × intensity(t) dt`` over each step's run and over the
+idle span — the schedule runs from ``offset_s`` after t = 0, and t = 0 is ``clock_s`` on
+the profile's clock (:mod:`.timing`). A task's ``energy_band`` gives lo/hi totals
+(:meth:`SimulationResult.band`).
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ class SimulationResult:
                  assignment: np.ndarray, start_s: np.ndarray, end_s: np.ndarray,
                  step_energy_j: np.ndarray, idle_energy_j: np.ndarray,
                  intensity: np.ndarray, info: dict[str, Any] | None = None,
-                 predecessors: list[tuple[int, ...]] | None = None) -> None:
+                 predecessors: list[tuple[int, ...]] | None = None,
+                 profiles: list[Any] | None = None,
+                 band: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.mode = mode
         self.task_names = task_names
         self.instances = instances
@@ -52,6 +60,11 @@ class SimulationResult:
         self._intensity = intensity
         self.info: dict[str, Any] = dict(info or {})
         self.predecessors = predecessors
+        #: Per instance its IntensityProfile or None; None when no instance has one.
+        self.profiles = profiles
+        self.offset_s = 0.0  # the schedule's t = 0, in s after the run's t = 0
+        self.clock_s = 0.0  # the run's t = 0 on the profiles' clock (start_hour × 3600)
+        self._band = band  # per step (lo, hi) energy factors, or None
 
     @classmethod
     def build(cls, prob: Problem, mode: str, inst: np.ndarray, start: np.ndarray,
@@ -66,11 +79,18 @@ class SimulationResult:
         used[inst] = True
         idle = np.where(used, prob.idle_w * prob.pue * makespan, 0.0)
         names = [t.name for t in prob.tasks]
+        profiles = [i.intensity_profile for i in prob.env.instances]
+        band = None
+        if any(t.energy_band != (1.0, 1.0) for t in prob.tasks):
+            lo_hi = np.array([t.energy_band for t in prob.tasks], dtype=float)[prob.steps]
+            band = (lo_hi[:, 0], lo_hi[:, 1])
         return cls(mode=mode, task_names=[names[k] for k in prob.steps],
                    instances=[i.name for i in prob.env.instances], assignment=inst,
                    start_s=start, end_s=end, step_energy_j=e, idle_energy_j=idle,
                    intensity=prob.intensity, info=info,
-                   predecessors=None if prob.dag is None else prob.dag.preds)
+                   predecessors=None if prob.dag is None else prob.dag.preds,
+                   profiles=profiles if any(p is not None for p in profiles) else None,
+                   band=band)
 
     # -- totals ------------------------------------------------------------------------
     @property
@@ -113,8 +133,48 @@ class SimulationResult:
 
     @property
     def instance_emissions_g(self) -> np.ndarray:
-        energy = self.instance_energy_j.sum(axis=1) + self._idle
-        return energy * self._intensity / J_PER_KWH
+        """gCO2e per instance: its tasks and its idle energy (module docstring)."""
+        if self.profiles is None:
+            energy = self.instance_energy_j.sum(axis=1) + self._idle
+            return energy * self._intensity / J_PER_KWH
+        step, idle = self.intensities()
+        out = self._idle * idle
+        np.add.at(out, self.assignment, np.nansum(self.step_energy_j, axis=1) * step)
+        return out / J_PER_KWH
+
+    def intensities(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean gCO2e/kWh per step over its run, and per instance over the idle span."""
+        step = self._intensity[self.assignment].astype(float)
+        idle = self._intensity.astype(float).copy()
+        if self.profiles is None:
+            return step, idle
+        t0 = self.clock_s + self.offset_s
+        span = self.makespan_s
+        for i, prof in enumerate(self.profiles):
+            if prof is not None:
+                idle[i] = float(prof.mean(t0, t0 + span))
+        for prof in {id(p): p for p in self.profiles if p is not None}.values():
+            on = np.array([p is prof for p in self.profiles])[self.assignment]
+            step[on] = prof.mean(t0 + self.start_s[on], t0 + self.end_s[on])
+        return step, idle
+
+    def band(self) -> dict[str, float]:
+        """Totals at the low and high end of the tasks' ``energy_band`` (idle energy is
+        not banded): ``energy_lo_j``, ``energy_hi_j``, ``emissions_lo_g``, ``emissions_hi_g``."""
+        task_e = np.nansum(self.step_energy_j, axis=1)
+        lo, hi = self._band if self._band is not None else (np.ones(len(task_e)),) * 2
+        idle = float(self._idle.sum())
+        step_i, idle_i = self.intensities()
+        idle_g = float((self._idle * idle_i)[self.used].sum()) / J_PER_KWH
+        out = {"energy_lo_j": float((task_e * lo).sum()) + idle,
+               "energy_hi_j": float((task_e * hi).sum()) + idle}
+        if np.isnan(self.emissions_g):
+            out["emissions_lo_g"] = out["emissions_hi_g"] = float("nan")
+        else:
+            g = task_e * step_i / J_PER_KWH
+            out["emissions_lo_g"] = float((g * lo).sum()) + idle_g
+            out["emissions_hi_g"] = float((g * hi).sum()) + idle_g
+        return out
 
     def totals(self) -> dict[str, float]:
         """``energy_j``, ``task_energy_j``, ``idle_energy_j``, ``makespan_s``, ``emissions_g``."""
@@ -198,9 +258,12 @@ class SimulationResult:
                              {"units": "J", "long_name": "idle_power_w × pue × makespan, "
                               "on instances that ran a task"})
         ds["intensity"] = ("instance", intensity, {"units": "gCO2e/kWh"})
-        ds["emissions"] = ds.energy * ds.intensity / J_PER_KWH
+        if self.profiles is None:
+            ds["emissions"] = ds.energy * ds.intensity / J_PER_KWH
+            ds["idle_emissions"] = ds.idle_energy * ds.intensity / J_PER_KWH
+        else:
+            ds = self._varying_emissions(ds)
         ds["emissions"].attrs = {"units": "gCO2e", "long_name": "task emissions"}
-        ds["idle_emissions"] = ds.idle_energy * ds.intensity / J_PER_KWH
         ds["idle_emissions"].attrs = {"units": "gCO2e"}
         ds["total_energy"] = ((), self.energy_j,
                               {**e_units, "long_name": "task energy + idle energy"})
@@ -213,15 +276,38 @@ class SimulationResult:
         ds["assigned_instance"] = ("step", np.array(
             [self.instances[i] for i in self.assignment], dtype=object))
         ds["step_energy"] = (("step", "component"), self.step_energy_j, e_units)
+        if self._band is not None:
+            b = self.band()
+            ds["step_energy_band"] = (("step", "bound"), np.column_stack(self._band), {
+                "long_name": "factors on step_energy: the task's energy_band (lo, hi)"})
+            ds["total_energy_lo"] = ((), b["energy_lo_j"], e_units)
+            ds["total_energy_hi"] = ((), b["energy_hi_j"], e_units)
         ds["after"] = ("step", self._after_labels(), {
             "long_name": "steps this step waited for (step numbers, comma-separated)"})
         ds.attrs.update({
             "title": "energykernel simulation", "method": "simulated", "mode": self.mode,
             "idle": "idle_energy (instance), not part of energy; total_energy includes it",
             "pue": "included in every energy", "steps": "one per workflow position (dim step)",
+            "offset_s": self.offset_s, "start_hour": self.clock_s / 3600.0,
             **{f"sim_{k}": (int(v) if isinstance(v, bool) else v)
                for k, v in self.info.items() if isinstance(v, (str, int, float))},
         })
+        return ds
+
+    def _varying_emissions(self, ds: xr.Dataset) -> xr.Dataset:
+        """``emissions`` and ``idle_emissions`` with hourly profiles: per step energy ×
+        its mean intensity, summed into the cube; ``intensity`` becomes the idle span's."""
+        step_i, idle_i = self.intensities()
+        tasks = {str(t): k for k, t in enumerate(ds.task.values)}
+        t_ix = np.array([tasks[t] for t in self.task_names], dtype=np.int64)
+        cube_g = np.zeros(ds.energy.shape)
+        g = np.nan_to_num(self.step_energy_j) * step_i[:, None] / J_PER_KWH
+        np.add.at(cube_g, (t_ix, self.assignment), g)
+        cube_g = np.where(np.isnan(ds.energy.values), np.nan, cube_g)
+        ds["emissions"] = (("task", "instance", "component"), cube_g)
+        ds["intensity"] = ("instance", idle_i, {
+            "units": "gCO2e/kWh", "long_name": "mean intensity over the schedule's span"})
+        ds["idle_emissions"] = ds.idle_energy * ds.intensity / J_PER_KWH
         return ds
 
     def _after_labels(self) -> np.ndarray:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.units import COMPONENTS
+from ..core.units import COMPONENTS, short_repr
 from .choose import Assigned, Dynamic
 from .idle import IdleAware
 from .model import (
@@ -30,6 +30,7 @@ from .model import (
     check_mode,
 )
 from .result import SimulationResult
+from .timing import Timing
 
 if TYPE_CHECKING:
     from .dag import Dag
@@ -114,13 +115,20 @@ def compile_problem(env: ComputeEnvironment, workflow: Workflow) -> Problem:
         speed=np.array([i.speed for i in env.instances]),
         pue=np.array([i.pue for i in env.instances]),
         idle_w=np.array([i.idle_power_w for i in env.instances]),
-        intensity=np.array([np.nan if i.intensity_g_per_kwh is None else i.intensity_g_per_kwh
-                            for i in env.instances]),
+        intensity=np.array([_intensity(i) for i in env.instances]),
         demand=demand, duration_s=np.array([t.duration_s for t in tasks], dtype=float),
         dem_pairs=pairs, dem_uniq=uniq, dem_row=dem_row, dag=workflow.dag,
     )
     _check_fits(prob, capa)
     return prob
+
+
+def _intensity(inst) -> float:
+    """An instance's constant intensity: its profile's mean where it has one (the
+    optimal mode's weights; results integrate the profile itself), NaN where unknown."""
+    if inst.intensity_profile is not None:
+        return inst.intensity_profile.mean_g_per_kwh
+    return np.nan if inst.intensity_g_per_kwh is None else inst.intensity_g_per_kwh
 
 
 def _check_fits(prob: Problem, capa: np.ndarray) -> None:
@@ -277,25 +285,58 @@ def _by_readiness(dag: Dag, steps: list[int], pairs_of: list, fixed: Assigned | 
         left -= 1
 
 
+def check_algorithm(mode: str, algorithm: object, idle_aware: object) -> str:
+    """``algorithm`` validated: one of :data:`.heft.ALGORITHMS`; not greedy only with optimize."""
+    from .heft import ALGORITHMS
+
+    if not isinstance(idle_aware, bool):
+        raise SimulationInputError(f"idle_aware: must be True or False, got {idle_aware!r}")
+    if algorithm not in ALGORITHMS:
+        raise SimulationInputError(
+            f"algorithm: must be one of {', '.join(ALGORITHMS)}, got {short_repr(algorithm)}")
+    if algorithm != "greedy" and mode != "optimize":
+        raise SimulationInputError(f"algorithm: {algorithm!r} is an option of the 'optimize' "
+                                   f"mode, not of {mode!r}")
+    if algorithm != "greedy" and idle_aware:
+        raise SimulationInputError(f"idle_aware: not with algorithm {algorithm!r}")
+    return str(algorithm)
+
+
+def schedule_for(prob: Problem, mode: str, algorithm: str = "greedy",
+                 idle_aware: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(instance, start_s, end_s) per step for monitor/optimize and an algorithm."""
+    if algorithm == "greedy":
+        return run_schedule(prob, mode, idle_aware=idle_aware)
+    from .heft import run_heft
+
+    return run_heft(prob, energy_first=algorithm == "heft-energy")
+
+
 def simulate(env: ComputeEnvironment, workflow: Workflow, mode: str, *,
              deadline_s: float | None = None, objective: str = "auto",
-             idle_aware: bool = False) -> SimulationResult:
+             idle_aware: bool = False, algorithm: str = "greedy",
+             timing: Timing | None = None) -> SimulationResult:
     """Simulate ``workflow`` on ``env`` in ``mode`` (see the module docstring);
-    ``idle_aware``: optimize ranks by the energy a choice adds, idle included."""
+    ``idle_aware``: optimize ranks by the energy a choice adds, idle included;
+    ``algorithm``: optimize's rule (:mod:`.heft`); ``timing``: hour, windows, shift
+    (:mod:`.timing`)."""
     check_mode(mode)
     if deadline_s is not None and mode != "optimal":
         raise SimulationInputError("deadline_s: only the 'optimal' mode takes a deadline")
-    if not isinstance(idle_aware, bool):
-        raise SimulationInputError(f"idle_aware: must be True or False, got {idle_aware!r}")
+    check_algorithm(mode, algorithm, idle_aware)
     prob = compile_problem(env, workflow)
+    timing = timing if timing is not None else Timing.of(workflow)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is named just below
         if mode == "optimal":
             from .optimal import solve
 
-            result = solve(prob, deadline_s=deadline_s, objective=objective)
+            result = solve(prob, deadline_s=deadline_s, objective=objective, timing=timing)
         else:
-            inst, start, end = run_schedule(prob, mode, idle_aware=idle_aware)
+            inst, start, end = schedule_for(prob, mode, algorithm, idle_aware)
             result = SimulationResult.build(prob, mode, inst, start, end)
+            timing.place(result)
+        if algorithm != "greedy":
+            result.info["algorithm"] = algorithm
         check_finite(prob, result)
     return result
 

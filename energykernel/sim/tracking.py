@@ -33,7 +33,7 @@ from typing import Any, TypeVar, overload
 import numpy as np
 
 from ..core._atomic import write_text_atomic
-from ..core.units import COMPONENTS, j_or_kwh
+from ..core.units import COMPONENTS, si
 from .model import ComputeEnvironment, ComputeInstance, SimulationInputError, Task, Workflow
 from .result import SimulationResult
 
@@ -340,14 +340,14 @@ class DataProduct:
             return f"DataProduct {self.name!r}: no runs observed yet (follows {', '.join(self.tasks)})"
         total = self.total_j
         lines = [f"DataProduct {self.name!r}: {len(self.history)} runs over "
-                 f"{self._simulations} simulation(s), {j_or_kwh(total)} in total"]
+                 f"{self._simulations} simulation(s), {si(total, 'J')} in total"]
         for key in ("task", "instance"):
             agg: dict[str, list[float]] = {}
             for h in self.history:
                 agg.setdefault(h[key], []).append(h["total_j"])
             for name, vals in sorted(agg.items(), key=lambda kv: -sum(kv[1])):
                 share = 100 * sum(vals) / total if total else 0.0
-                lines.append(f"  {key} {name}: {len(vals)} runs, {j_or_kwh(sum(vals))} ({share:.0f}%)")
+                lines.append(f"  {key} {name}: {len(vals)} runs, {si(sum(vals), 'J')} ({share:.0f}%)")
         return "\n".join(lines)
 
     def __str__(self) -> str:

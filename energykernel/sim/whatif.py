@@ -31,6 +31,7 @@ from .result import SimulationResult
 
 INSTANCE_FIELDS = ("speed", "idle_power_w", "pue", "intensity_g_per_kwh")
 WORKLOAD_FIELDS = ("n_tasks", "duration_spread", "demand_scale", "seed")
+TIME_FIELDS = ("profile", "start_hour")
 
 
 def default_environment() -> ComputeEnvironment:
@@ -46,11 +47,13 @@ def default_environment() -> ComputeEnvironment:
 
 
 def default_workflow() -> Workflow:
-    """A five-step ML pipeline for the default fleet."""
+    """A five-step ML pipeline (a chain: each step after the one before) for the default fleet."""
     return Workflow([
-        Task("load", 120, {"cpu": 8, "ram": 64}), Task("join", 600, {"cpu": 32, "ram": 1500}),
-        Task("train", 3600, {"cpu": 8, "gpu": 2, "ram": 128}),
-        Task("evaluate", 240, {"cpu": 4, "gpu": 1, "ram": 32}), Task("report", 60, {"cpu": 2}),
+        Task("load", 120, {"cpu": 8, "ram": 64}),
+        Task("join", 600, {"cpu": 32, "ram": 1500}, after=("load",)),
+        Task("train", 3600, {"cpu": 8, "gpu": 2, "ram": 128}, after=("join",)),
+        Task("evaluate", 240, {"cpu": 4, "gpu": 1, "ram": 32}, after=("train",)),
+        Task("report", 60, {"cpu": 2}, after=("evaluate",)),
     ])
 
 
@@ -98,7 +101,7 @@ def scale_workflow(workflow: Workflow, *, n_tasks: Any = None, duration_spread: 
         raise SimulationInputError(f"demand_scale: must be > 0, got {demand_scale!r}")
     s = _whole(seed, "seed", 0)
     if not base:
-        return Workflow([], name=workflow.name)
+        return workflow
     if n == len(base) and spread == 0 and scale == 1:
         return workflow
     factors = (np.random.default_rng(s).uniform(1 - spread, 1 + spread, n)
@@ -110,8 +113,10 @@ def scale_workflow(workflow: Workflow, *, n_tasks: Any = None, duration_spread: 
         if factors[k] == 1 and scale == 1:
             tasks.append(t)
         else:
-            tasks.append(Task(t.name, t.duration_s * float(factors[k]), demand, t.after))
-    return Workflow(tasks, name=workflow.name)
+            tasks.append(Task(t.name, t.duration_s * float(factors[k]), demand, t.after,
+                              t.energy_band))
+    return Workflow(tasks, name=workflow.name, start_after_s=workflow.start_after_s,
+                    deadline_s=workflow.deadline_s)
 
 
 def lanes(result: SimulationResult) -> tuple[np.ndarray, np.ndarray]:
@@ -172,8 +177,45 @@ def mode_totals(result: SimulationResult) -> dict[str, Any]:
     per = result.instance_energy_j.sum(axis=0) / J_PER_KWH
     t = result.totals()
     return {"energy_kwh": t["energy_j"] / J_PER_KWH, "makespan_s": t["makespan_s"],
+            "offset_s": result.offset_s,
             "emissions_g": t["emissions_g"], "idle_kwh": t["idle_energy_j"] / J_PER_KWH,
             "component_kwh": {c: float(per[k]) for k, c in enumerate(COMPONENTS)}}
+
+
+def shift_summary(result: SimulationResult, workflow: Workflow,
+                  start_hour: float) -> dict[str, Any]:
+    """What waiting would save ("Let's Wait Awhile"): carbon if the workflow starts at
+    ``start_hour`` (as simulated), at the greenest start its window allows (see
+    :mod:`.timing`), the hour of that start, and the carbon for each start hour 0–23 of the
+    day (``by_hour_g``, the same schedule). ``varying`` is False (and nothing saved) where no
+    used instance has an hourly profile."""
+    from .timing import Timing, best_offset, varying_emissions
+
+    base = {"varying": False, "start_hour": start_hour, "emissions_g": result.emissions_g,
+            "best_start_hour": start_hour, "best_emissions_g": result.emissions_g,
+            "saved_g": 0.0, "delay_s": 0.0, "by_hour_g": []}
+    used = result.used
+    if result.profiles is None or not any(p is not None and used[i]
+                                          for i, p in enumerate(result.profiles)):
+        return base
+    timing = Timing.of(workflow, start_hour=start_hour)
+    lo = workflow.start_after_s  # as submitted (optimal's result may already have waited)
+    best = best_offset(result, lo, timing.latest_offset(result.makespan_s))
+    hours = np.arange(24)
+    offsets = np.concatenate([[lo, best], ((hours - start_hour) % 24) * 3600.0])
+    g = varying_emissions(result, np.concatenate([[result.offset_s], offsets]))
+    fixed = result.emissions_g - g[0]
+    g = g[1:]
+    base["emissions_g"] = float(fixed + g[0])
+    return {**base, "varying": True, "best_emissions_g": float(fixed + g[1]),
+            "saved_g": float(g[0] - g[1]), "delay_s": best - lo,
+            "best_start_hour": float((start_hour + best / 3600.0) % 24),
+            "by_hour_g": (fixed + g[2:]).tolist()}
+
+
+def dependencies(workflow: Workflow) -> list[tuple[str, list[str]]]:
+    """``(task, [names it runs after])`` for every step with dependencies, in order."""
+    return [(t.name, list(t.after)) for t in workflow.tasks if t.after]
 
 
 def _field_error(exc: SimulationInputError) -> tuple[str, str]:
@@ -208,20 +250,24 @@ def _deadline(deadline_s: Any) -> float | None:
 def compute(env: ComputeEnvironment, workflow: Workflow, *, mode: str = "optimize",
             instances: Mapping[str, Mapping[str, Any]] | None = None, n_tasks: Any = None,
             duration_spread: Any = 0.0, demand_scale: Any = 1.0, seed: Any = 0,
-            deadline_s: Any = None, compare: bool = True) -> dict[str, Any]:
+            deadline_s: Any = None, compare: bool = True, profile: Any = None,
+            start_hour: Any = 0) -> dict[str, Any]:
     """Everything the widget shows, from field values.
 
     ``instances``: name → {``speed``, ``idle_power_w``, ``pue``, ``intensity_g_per_kwh``,
     ``"<component>.cost"``, ``"<component>.capacity"``} overrides; ``n_tasks``,
     ``duration_spread``, ``demand_scale``, ``seed``: see :func:`scale_workflow`;
-    ``deadline_s`` applies to ``optimal``.
+    ``deadline_s`` applies to ``optimal``; ``profile`` (a shipped name, a profile, or
+    None/"" for the instances' own) gives every instance an hourly intensity;
+    ``start_hour`` (0–24) is when the workflow is submitted on that clock.
 
     Returns ``errors`` (``"instance.field"``, a workload field, ``"deadline"`` or ``"run"``
     → message; nothing is computed while a field is invalid), ``simulation`` (the selected
     mode's SimulationResult, or None), ``results`` (mode → result, all three with
     ``compare``), ``totals`` (mode → :func:`mode_totals`), ``breakdown`` (selected mode,
     :func:`breakdown`), ``lanes`` (selected mode, :func:`lanes`), ``environment`` and
-    ``workflow`` (after the overrides). The widget's ``.result`` is
+    ``workflow`` (after the overrides), ``shift`` (selected mode, :func:`shift_summary`),
+    ``dependencies`` (:func:`dependencies`). The widget's ``.result`` is
     ``out["simulation"].dataset``.
     """
     errors: dict[str, str] = {}
@@ -247,12 +293,25 @@ def compute(env: ComputeEnvironment, workflow: Workflow, *, mode: str = "optimiz
         errors[field if field in WORKLOAD_FIELDS else "run"] = msg
     if mode not in MODES:
         errors["mode"] = f"must be one of {', '.join(MODES)}, got {mode!r}"
+    hour = 0.0
+    try:
+        hour = _finite(start_hour, "start_hour")
+        if not 0 <= hour <= 24:
+            raise SimulationInputError(f"start_hour: must be between 0 and 24, got {start_hour!r}")
+    except SimulationInputError as exc:
+        errors["start_hour"] = _field_error(exc)[1]
+    env2 = ComputeEnvironment(new) if not errors else env
+    if profile not in (None, "") and not errors:
+        try:
+            env2 = env2.with_profile(profile)
+        except SimulationInputError as exc:
+            errors["profile"] = str(exc).removeprefix("intensity_profile: ")
     if errors:
         return out
-    env2 = ComputeEnvironment(new)
     for m in (MODES if compare else (mode,)):
         try:
-            out["results"][m] = env2.run(wf, m, deadline_s=deadline if m == "optimal" else None)
+            out["results"][m] = env2.run(wf, m, deadline_s=deadline if m == "optimal" else None,
+                                         start_hour=hour)
         except SimulationInputError as exc:
             key = "deadline" if m == "optimal" and str(exc).startswith("deadline_s") else "run"
             if m == mode or key == "deadline":
@@ -263,5 +322,7 @@ def compute(env: ComputeEnvironment, workflow: Workflow, *, mode: str = "optimiz
         out["simulation"] = sim
         out["breakdown"] = breakdown(sim, env2)
         out["lanes"] = lanes(sim)
+        out["shift"] = shift_summary(sim, wf, hour)
+    out["dependencies"] = dependencies(wf)
     out["environment"], out["workflow"] = env2, wf
     return out

@@ -85,8 +85,10 @@ def gantt(result: SimulationResult, ax: Axes | None = None,
     ax.set_ylim(float(bottoms[-1] + heights[-1] + 0.3) if len(bottoms) else 1, -0.3)  # 1st on top
     ax.set_xlim(0, max(result.makespan_s, 1e-9) * 1.01)
     ax.set_xlabel("time (s)")
+    clock = _clock(ax, result)
     ax.set_title(f"{result.mode}: {result.energy_j / J_PER_KWH:.4g} kWh, "
-                 f"makespan {result.makespan_s:,.0f} s", fontsize="medium", y=1.0, pad=4)
+                 f"makespan {result.makespan_s:,.0f} s{clock}", fontsize="medium", y=1.0,
+                 pad=18 if clock else 4)
     if len(names) <= LEGEND_MAX_TASKS:
         axes_h = ax.get_position().height * fig.get_figheight()  # inches
         handles: list[Any] = [Patch(color=colours[n]) for n in names]
@@ -145,6 +147,44 @@ def _dependencies(ax: Axes, result: SimulationResult, y: np.ndarray, h: np.ndarr
     return out
 
 
+def _clock_profile(result: SimulationResult) -> Any:
+    """The hourly profile of the first used instance that has one, else None."""
+    used = result.used
+    return next((p for i, p in enumerate(result.profiles or []) if p is not None and used[i]),
+                None)
+
+
+def _clock(ax: Axes, result: SimulationResult) -> str:
+    """With an hourly profile: the grid's hours shaded behind the chart (darker = more
+    carbon), the clock on a top axis; returns the title's "from HH:MM" ("" without)."""
+    prof = _clock_profile(result)
+    if prof is None:
+        return ""
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    from ..sim.timing import hhmm
+
+    t0 = result.clock_s + result.offset_s
+    span = max(result.makespan_s, 1e-9) * 1.01
+    res = prof.resolution_s
+    first = math.floor(t0 / res) * res
+    edges = first + res * np.arange(min(200, math.ceil((t0 + span - first) / res) + 1))
+    vals = prof.at(edges)
+    lo, hi = min(prof.values_g_per_kwh), max(prof.values_g_per_kwh)
+    level = (vals - lo) / (hi - lo) if hi > lo else np.zeros(len(vals))
+    for e, v in zip(edges.tolist(), level.tolist(), strict=True):
+        ax.axvspan(e - t0, e + res - t0, color=(0.55, 0.35, 0.1), alpha=0.04 + 0.16 * v,
+                   linewidth=0, zorder=0)
+    top = ax.secondary_xaxis("top", functions=(lambda x: (x + t0) / 3600.0,
+                                               lambda h: h * 3600.0 - t0))
+    hours_span = span / 3600.0
+    step = next((s for s in (0.25, 0.5, 1, 2, 3, 6, 12, 24) if hours_span / s <= 10), 48)
+    top.xaxis.set_major_locator(MultipleLocator(step))
+    top.xaxis.set_major_formatter(FuncFormatter(lambda h, _pos: hhmm(h)))
+    top.tick_params(labelsize="x-small", colors="0.35")
+    return f", from {hhmm(t0 / 3600.0)} on {prof.label()} (shaded: gCO2e/kWh)"
+
+
 def gantt_figure(result: SimulationResult, lane_info: Lanes | None = None) -> Figure:
     """A figure sized to ``result`` (bands, instance names, task legend) with its Gantt
     chart; margins are set by hand, so it renders without a tight-layout pass."""
@@ -155,7 +195,8 @@ def gantt_figure(result: SimulationResult, lane_info: Lanes | None = None) -> Fi
     gantt_h = min(6.0, 0.6 + 0.3 * float((_band_heights(lane_info[1]) + 0.3).sum()))  # in
     n_names = len(set(result.task_names)) + (2 if result.predecessors else 0)  # + dependencies
     legend_h = 0.1 + 0.2 * math.ceil(n_names / 4) if n_names <= LEGEND_MAX_TASKS + 2 else 0.0
-    top, foot = 0.35, 0.55 + legend_h  # title; x label and the task legend
+    top = 0.6 if _clock_profile(result) is not None else 0.35  # title (and clock axis)
+    foot = 0.55 + legend_h  # x label and the task legend
     height = top + gantt_h + foot
     width = 9.5
     left = 0.3 + 0.085 * max((len(n) for n in result.instances), default=4)

@@ -206,8 +206,9 @@ def _expected(instances=None, mode: str = "monitor", **workload) -> tuple[dict, 
 
     examples = Path(__file__).resolve().parents[2] / "examples"
     env = ComputeEnvironment.from_json(examples / "instances.json")
-    workflow = Workflow.from_json(examples / "tasks.json")
-    out = compute(env, workflow, mode=mode, instances=instances or {}, **workload)
+    workflow = Workflow.from_json(examples / "tasks-dag.json")  # as the notebook's widget
+    out = compute(env, workflow, mode=mode, instances=instances or {},
+                  profile="synthetic-solar-day", **workload)
     assert not out["errors"], out["errors"]
     totals = {m: {"kwh": t["energy_kwh"], "makespan": t["makespan_s"],
                   "emissions": t["emissions_g"]} for m, t in out["totals"].items()}
@@ -272,7 +273,7 @@ def test_simulator_follows_the_pure_function(page, run_notebook, screenshot):
     # Cheaper GPUs on the A100 server: type a new W/unit, commit with Enter.
     a100 = sim.locator(".widget-vbox").filter(
         has=page.locator("b", has_text=re.compile(r"^gpu-a100x4$"))).last
-    cost = a100.get_by_label("gpu W/unit", exact=True)
+    cost = a100.get_by_label("gpu power (W/unit)", exact=True)
     _commit(cost, "250")
     fleet = {"gpu-a100x4": {"gpu.cost": 250.0}}
     cheaper, caption = _expected(fleet)
@@ -288,6 +289,9 @@ def test_simulator_follows_the_pure_function(page, run_notebook, screenshot):
     _wait_totals(page, sim, bigger, "monitor", caption)
     breakdown = sim.locator(".widget-html.ek-sim-breakdown").inner_text()
     assert "gpu-a100x4" in breakdown and "gCO2e" in breakdown
+    # the workflow's dependencies and the carbon saved by waiting for greener hours
+    assert "wait for others" in sim.locator(".widget-html.ek-sim-deps").inner_text()
+    assert "saved" in sim.locator(".widget-html.ek-sim-shift").inner_text()
     screenshot(sim, "simulator.png", docs_name="widget-simulator.png")
 
     # The optimal schedule, with the changed fleet and workload.
@@ -296,7 +300,7 @@ def test_simulator_follows_the_pure_function(page, run_notebook, screenshot):
     screenshot(sim, "simulator-optimal.png")
 
     # A negative cost is flagged next to the field; the last valid totals stay.
-    field = a100.locator(".widget-vbox").filter(has=page.get_by_label("gpu W/unit", exact=True))
+    field = a100.locator(".widget-vbox").filter(has=page.get_by_label("gpu power (W/unit)", exact=True))
     assert "must be" not in field.inner_text()
     _commit(cost, "-5")
     page.wait_for_function("el => el.innerText.includes('must be')",

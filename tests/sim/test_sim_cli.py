@@ -71,3 +71,18 @@ def test_python_dash_m(tmp_path):
                            str(tmp_path / "none.json")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_si_units_algorithm_and_start_hour_options(capsys):
+    hourly = str(EXAMPLES / "instances-hourly.json")
+    window = str(EXAMPLES / "tasks-dag-window.json")
+    assert simulate_main([hourly, window, "--mode", "optimize", "--start-hour", "6",
+                          "--shift"]) == 0
+    text = capsys.readouterr().out
+    assert "e+" not in text and "kWh" not in text  # one SI formatting: J, kJ, MJ
+    assert " MJ" in text and "gCO2e" in text and "starts " in text
+    assert simulate_main([INST, str(EXAMPLES / "tasks-dag.json"), "--mode", "optimize",
+                          "--algorithm", "heft"]) == 0
+    assert "mode optimize: energy" in capsys.readouterr().out
+    assert simulate_main([INST, TASKS, "--algorithm", "heft"]) == 2  # monitor: no algorithm
+    assert "algorithm" in capsys.readouterr().err

@@ -225,3 +225,80 @@ def test_impossible_deadline_reported_while_other_modes_update():
     sim.update()
     assert "deadline" in sim.error_labels["deadline"].value
     assert sim.simulation.mode == "optimize"  # the selected mode still computed
+
+
+def test_fields_are_words_with_units_and_name_their_parameter():
+    env = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(4, 5.0),
+                                                    "ram": Resource(64, 0.4)})])
+    sim = simulator(env, WF, chart=False)
+    ctl = sim.controls["a"]
+    assert ctl["ram.capacity"].description == "ram capacity (GB)"
+    assert ctl["ram.capacity"].tooltip.startswith("resources.ram.capacity")
+    assert ctl["cpu.cost"].description == "cpu power (W/unit)"
+    assert ctl["idle_power_w"].description == "idle power (W)"
+    assert ctl["idle_power_w"].tooltip.startswith("idle_power_w")
+    assert ctl["intensity_g_per_kwh"].tooltip.startswith("intensity_g_per_kwh")
+
+
+def test_tables_have_one_quantity_a_column_a_scale_and_no_unused_component():
+    sim = simulator(ENV, WF, chart=False)
+    table = sim.breakdown.value
+    assert "<th>cpu (kWh)</th>" in table and "<th>carbon (gCO2e)</th>" in table
+    assert "overflow-x:auto" in table
+    totals = sim.totals.value
+    assert "storage" not in totals and "gpu" not in totals  # ENV has CPUs only
+    assert "■</span> cpu" in totals and "■</span> idle" in totals
+    # the scale under the bars ends at the widest total: optimize/optimal 280 J, monitor 440 J
+    assert f"{440 / 3.6e6:,.4g} kWh" in totals
+
+
+def test_invalid_input_marks_the_numbers_stale():
+    sim = simulator(ENV, WF, chart=False)
+    assert "stale" not in sim.totals.value
+    sim.controls["a"]["speed"].value = -1.0
+    sim.update()
+    assert "stale" in sim.totals.value and "stale" in sim.breakdown.value
+    assert "must be" in sim.error_labels["a.speed"].value
+    sim.controls["a"]["speed"].value = 1.0
+    sim.update()
+    assert "stale" not in sim.totals.value
+
+
+def test_start_hour_shows_the_carbon_saved_by_waiting():
+    # one instance, 1 core × 1,000 W: a 1,800 s task uses 0.5 kWh. On the synthetic solar
+    # day it emits 0.5 × 420 = 210 g at 02:00 and 0.5 × 150 = 75 g if it waits for 13:00.
+    env = ComputeEnvironment([ComputeInstance("x", {"cpu": Resource(1, 1000.0)})])
+    wf = Workflow([Task("job", 1800, {"cpu": 1})])
+    sim = simulator(env, wf, chart=False, profile="synthetic-solar-day", start_hour=2)
+    shift = sim.output["shift"]
+    assert shift["emissions_g"] == pytest.approx(210)
+    assert shift["best_emissions_g"] == pytest.approx(75) and shift["saved_g"] == pytest.approx(135)
+    assert shift["best_start_hour"] == pytest.approx(13) and len(shift["by_hour_g"]) == 24
+    assert "135.0 gCO2e saved" in sim.shift.value
+    sim.start_hour.value = 13
+    sim.update()
+    assert sim.output["shift"]["saved_g"] == pytest.approx(0)
+    assert "no later start" in sim.shift.value
+    sim.profile.value = ""  # the instances' own: none, so the hour does not matter
+    sim.update()
+    assert "does not depend on the start hour" in sim.shift.value
+
+
+def test_dependencies_are_shown():
+    wf = Workflow([Task("load", 10, {"cpu": 4}), Task("fit", 10, {"cpu": 4}, after=("load",))])
+    sim = simulator(ENV, wf, chart=False)
+    assert "fit ← load" in sim.dependencies.value
+    assert "No dependencies" in simulator(ENV, WF, chart=False).dependencies.value
+
+
+def test_optimal_waits_and_says_so():
+    # the 210 g / 75 g job of the test above: optimal itself waits for 13:00 (a day's window)
+    env = ComputeEnvironment([ComputeInstance("x", {"cpu": Resource(1, 1000.0)})])
+    wf = Workflow([Task("job", 1800, {"cpu": 1})])
+    sim = simulator(env, wf, chart=False, profile="synthetic-solar-day", start_hour=2)
+    sim.mode.value = "optimal"
+    sim.update()
+    assert sim.output["totals"]["optimal"]["emissions_g"] == pytest.approx(75)
+    assert "optimal starts 11.0 h later" in sim.totals.value
+    shift = sim.output["shift"]  # measured from the submission, not from optimal's start
+    assert shift["emissions_g"] == pytest.approx(210) and shift["saved_g"] == pytest.approx(135)

@@ -1,5 +1,6 @@
 """``energykernel compare A.nc B.nc [-o OUT.html] [--top N]``: what changed between two
-measurements (datasets written by ``ek.save`` or ``energykernel measure``)."""
+measurements (datasets written by ``ek.save`` or ``energykernel measure``, or two annotated
+notebooks written by ``energykernel measure``)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ PROG = "energykernel compare"
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description="Compare two energykernel datasets: "
                                 "the tasks that changed most, B against A.")
-    p.add_argument("a", help="the first dataset (.nc)")
-    p.add_argument("b", help="the second dataset (.nc)")
+    p.add_argument("a", help="the first dataset (.nc), or an annotated notebook (.ipynb)")
+    p.add_argument("b", help="the second dataset (.nc), or an annotated notebook (.ipynb)")
     p.add_argument("-o", "--output", help="also write an HTML comparison here")
     p.add_argument("--top", type=int, default=10, help="how many tasks to print (default 10)")
     return p
@@ -36,10 +37,20 @@ def compare_main(argv: Sequence[str]) -> int:
         return 2
 
 
+def _open(path):
+    """A dataset file, or the cube of an annotated notebook (written by ``measure``)."""
+    if path.suffix.lower() == ".ipynb":
+        from ..data.notebook import open_notebook_cube
+
+        return open_notebook_cube(path)
+    from ..data.schema import open_netcdf
+
+    return open_netcdf(path)
+
+
 def _compare(args: argparse.Namespace) -> int:
     from ..core._atomic import write_text_atomic
     from ..data.compare import compare
-    from ..data.schema import open_netcdf
     from ..viz.compare import render_comparison
 
     if args.top < 1:
@@ -48,7 +59,7 @@ def _compare(args: argparse.Namespace) -> int:
     out = output_file(args.output, "comparison", (".html", ".htm"), [a, b]) if args.output \
         else None
     try:
-        result = compare(open_netcdf(a), open_netcdf(b))
+        result = compare(_open(a), _open(b))
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
     print(f"B ({b.name}) against A ({a.name}), the tasks that moved most:")

@@ -8,13 +8,17 @@ it is still written); 2 bad arguments, paths or files (nothing is written).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..core.units import si
 from ._paths import CliError, input_file, output_file
 
 PROG = "energykernel"
+MAX_HISTORY = 1000  # --history: runs kept per cell at most
+SHOWN_CHANGES = 10  # cells printed with their change (every regression, then the largest)
 REGION_HELP = ("grid intensity for the report's carbon: an ISO country code (FR), a US "
                "state or a cloud region (aws:eu-west-3); default: the world average")
 
@@ -47,9 +51,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="kernel name (default: the notebook's, else python3)")
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     m.add_argument("--region", default=None, metavar="CODE", help=REGION_HELP)
+    m.add_argument("--history", type=int, default=None, metavar="N",
+                   help="runs of each cell kept in the annotated notebook, by a hash of its "
+                        "source, to compare with (default 5; 0 keeps none)")
     r = sub.add_parser("report", help="write the HTML report of a dataset")
     r.add_argument("dataset", help="a file written by ek.save or energykernel measure")
-    r.add_argument("-o", "--output", required=True, help="the HTML file to write")
+    r.add_argument("-o", "--output", help="the HTML file to write")
+    r.add_argument("--csv", default=None, metavar="OUT.csv",
+                   help="also (or only) write the tidy table: one row per task × instance × "
+                        "component (ds.ek.to_dataframe())")
     r.add_argument("--region", default=None, metavar="CODE", help=REGION_HELP)
     sub.add_parser("backends", help="what can be read on this machine, and why not")
     sub.add_parser("simulate", help="simulate a workflow on compute instances "
@@ -113,6 +123,11 @@ def _measure(args: argparse.Namespace) -> int:
     region = _region(args.region)
     if args.timeout is not None and not args.timeout > 0:
         raise CliError(f"--timeout {args.timeout:g}: must be > 0 seconds")
+    from ..data.history import DEFAULT_RUNS
+
+    keep = DEFAULT_RUNS if args.history is None else args.history
+    if not 0 <= keep <= MAX_HISTORY:
+        raise CliError(f"--history {keep}: give a number of runs from 0 to {MAX_HISTORY}")
     stem = source.name.removesuffix(".ipynb")
     out_nb = output_file(args.output or source.with_name(f"{stem}.energy.ipynb"),
                          "output notebook", (".ipynb",), [source])
@@ -121,9 +136,11 @@ def _measure(args: argparse.Namespace) -> int:
     out_html = output_file(args.report or f"{base}.energy.html", "report",
                            (".html", ".htm"), [source])
 
+    past = _past(nb, out_nb)
     try:
         run = run_notebook(nb, cwd=source.parent.resolve(), kernel_name=args.kernel,
-                           timeout_s=args.timeout, progress=not args.no_progress)
+                           timeout_s=args.timeout, progress=not args.no_progress,
+                           history=keep, past=past)
     except RunError as exc:
         raise CliError(str(exc)) from None
 
@@ -149,7 +166,8 @@ def _measure(args: argparse.Namespace) -> int:
                              source=str(source), statuses=statuses(), note=note,
                              notes=notes, region=region)
     total = sum(sum(own.values()) for own in self_energy_j(run.records))  # each joule once
-    print(f"measured {len(run.records)} runs, {total:.4g} J in total")
+    print(f"measured {len(run.records)} runs, {si(total, 'J')} in total")
+    _print_changes(run.changes)
     print(f"  notebook: {out_nb}\n  dataset:  {out_ds}\n  report:   {out_html}")
     if run.failure:
         print(f"{PROG}: stopped: {run.failure}; wrote the {len(run.records)} runs measured "
@@ -160,6 +178,36 @@ def _measure(args: argparse.Namespace) -> int:
               "measured before it", file=sys.stderr)
         return 1
     return 0
+
+
+def _past(nb, out_nb: Path) -> dict:
+    """The history the input notebook carries, and that of the annotated notebook this run
+    replaces (so measuring the same notebook again compares with the last run)."""
+    import nbformat
+
+    from ..data.history import collect
+
+    cells = list(nb.cells)
+    if out_nb.is_file():
+        with contextlib.suppress(Exception):  # not a notebook: nothing to compare with
+            cells += nbformat.read(out_nb, as_version=4).cells
+    return collect(cells)
+
+
+def _print_changes(changes) -> None:
+    """The cells that ran before: how many, those beyond their bounds, the largest moves."""
+    if not changes:
+        return
+    from ..jupyter.cell_history import change_text
+
+    rose = [c for c in changes if c.verdict == "rose"]
+    fell = [c for c in changes if c.verdict == "fell"]
+    print(f"compared with the previous run: {len(changes)} cell(s); {len(rose)} rose beyond "
+          f"their bounds, {len(fell)} fell beyond them")
+    shown = rose + sorted((c for c in changes if c.verdict != "rose"),
+                          key=lambda c: -abs(c.delta_j))[: max(0, SHOWN_CHANGES - len(rose))]
+    for c in shown:
+        print(f"  cell {c.number} ({c.task}): {change_text(c)}")
 
 
 def _write_dataset(run, out: Path) -> None:
@@ -174,15 +222,26 @@ def _report(args: argparse.Namespace) -> int:
     from ..viz import report as _report_mod
 
     source = input_file(args.dataset, "dataset")
-    out = output_file(args.output, "report", (".html", ".htm"), [source])
+    if args.output is None and args.csv is None:
+        raise CliError("say what to write: -o OUT.html (the report) and/or --csv OUT.csv")
+    out = output_file(args.output, "report", (".html", ".htm"), [source]) \
+        if args.output is not None else None
+    out_csv = output_file(args.csv, "table", (".csv",), [source]) \
+        if args.csv is not None else None
     region = _region(args.region)
     try:
         data = _report_mod.open_dataset(source)
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
-    _report_mod.write_report(data, out, title=f"Energy report: {source.name}",
-                             source=str(source), region=region)
-    print(f"report: {out}")
+    if out is not None:
+        _report_mod.write_report(data, out, title=f"Energy report: {source.name}",
+                                 source=str(source), region=region)
+        print(f"report: {out}")
+    if out_csv is not None:
+        from ..data.export import write_csv
+
+        write_csv(data.cube, out_csv)
+        print(f"table:  {out_csv}")
     return 0
 
 

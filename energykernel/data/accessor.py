@@ -9,8 +9,8 @@ from . import summary as _summary
 
 @xr.register_dataset_accessor("ek")
 class EnergyAccessor:
-    """``ds.ek.summary()``, ``carbon(...)``, ``plot(...)``, ``compare(other)``,
-    ``to_if_manifest(...)``."""
+    """``ds.ek.summary()``, ``to_dataframe()``, ``carbon(...)``, ``plot(...)``,
+    ``compare(other)``, ``to_if_manifest(...)``."""
 
     def __init__(self, ds: xr.Dataset) -> None:
         self._ds = ds
@@ -18,6 +18,12 @@ class EnergyAccessor:
     def summary(self, by: str = "task"):
         """A tidy table (pandas DataFrame) of energy per task × component, with totals."""
         return _summary.summary_table(self._ds, by=by)
+
+    def to_dataframe(self):
+        """A tidy table (pandas DataFrame): one row per task × instance × component."""
+        from .export import to_dataframe
+
+        return to_dataframe(self._ds)
 
     def carbon(self, intensity=None, pue: float = 1.0, embodied=None) -> xr.Dataset:
         """A copy with ``emissions`` in gCO2e; ``intensity`` in gCO2e/kWh or a region code."""

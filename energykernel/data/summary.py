@@ -31,34 +31,35 @@ def summary_table(ds: xr.Dataset, by: str = "task"):
     measured = ds.energy.notnull()
     extra = {name: ds[var].where(measured, 0.0).sum(others, skipna=False) for name, var in (
         ("lo_j", "energy_lo"), ("hi_j", "energy_hi"), ("active_j", "active_energy")) if var in ds}
-    duration = ds.duration.sum(others) if "duration" in ds else None
-    runs = ds.runs.sum(others) if "runs" in ds else None
-    methods = {
-        key: {
-            comp: "+".join(sorted({m for m in np.atleast_1d(
-                ds.method.sel({by: key, "component": comp}).values).ravel() if m}))
-            for comp in COMPONENTS
-        }
-        for key in ds[by].values
-    }
-    present = [c for c in COMPONENTS if c in energy.component.values
-               and bool(np.isfinite(energy.sel(component=c).values).any())]
+    duration = ds.duration.sum(others).transpose(by).values if "duration" in ds else None
+    runs = ds.runs.sum(others).transpose(by).values if "runs" in ds else None
+    comps = [str(c) for c in energy.component.values]
+    # plain arrays, read once (a .sel per row and component costs seconds at 200 tasks)
+    joules = energy.transpose(by, "component").values
+    own_j = own.transpose(by, "component").values
+    extra_v = {name: v.transpose(by, "component").values for name, v in extra.items()}
+    method_v = ds.method.transpose(by, *others, "component").values.reshape(
+        ds.sizes[by], -1, ds.sizes["component"])
+    method_comps = [str(c) for c in ds.method.component.values]
+    present = [c for c in COMPONENTS if c in comps
+               and bool(np.isfinite(joules[:, comps.index(c)]).any())]
+    cols = [comps.index(c) for c in present]
     rows = []
-    for key in energy[by].values:
+    for j, key in enumerate(energy[by].values):
         row = {by: key}
-        for comp in present:
-            row[f"{comp}_j"] = float(energy.sel({by: key, "component": comp}))
-        row["total_j"] = float(np.nansum([row[f"{c}_j"] for c in present])) if present else 0.0
-        row["self_j"] = float(np.nansum(own.sel({by: key}).values)) if present else 0.0
-        for name, values in extra.items():  # NaN where unknown for a measured component
-            row[name] = float(values.sel({by: key}).sum(skipna=False)) if present else np.nan
+        for comp, k in zip(present, cols, strict=True):
+            row[f"{comp}_j"] = float(joules[j, k])
+        row["total_j"] = float(np.nansum(joules[j, cols])) if present else 0.0
+        row["self_j"] = float(np.nansum(own_j[j])) if present else 0.0
+        for name, values in extra_v.items():  # NaN where unknown for a measured component
+            row[name] = float(values[j].sum()) if present else np.nan
         if duration is not None:
-            row["duration_s"] = float(duration.sel({by: key}))
+            row["duration_s"] = float(duration[j])
         if runs is not None:
-            row["runs"] = int(runs.sel({by: key}))
-        row["method"] = ", ".join(
-            f"{c}:{methods[key][c]}" for c in present if methods.get(key, {}).get(c)
-        )
+            row["runs"] = int(runs[j])
+        methods = {c: "+".join(sorted({m for m in method_v[j, :, method_comps.index(c)] if m}))
+                   for c in present}
+        row["method"] = ", ".join(f"{c}:{m}" for c, m in methods.items() if m)
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:

@@ -15,12 +15,15 @@ from __future__ import annotations
 import ast
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..core.record import RunRecord
 from ..core.recorder import log_files, read_log
+from ..data.history import DEFAULT_RUNS, collect
+from .cell_history import Change, remember
 from .cells import _head
 from .magics import UNLOADED_ATTR
 
@@ -52,6 +55,7 @@ class NotebookRun:
     timed_out: bool = False  # the failing cell ran past the timeout and was interrupted
     unloaded: str | None = None  # the notebook unloaded energykernel: cells ran unmeasured
     notes: list[str] = field(default_factory=list)  # what the notebook asked, honoured
+    changes: list[Change] = field(default_factory=list)  # cells that ran before, same source
 
 
 def _new_records(log_dir: Path, seen: set[str]) -> list[RunRecord]:
@@ -87,6 +91,7 @@ def _annotate(cell: Any, records: list[RunRecord]) -> dict[str, Any] | None:
     energy = record["energy_j"]
     meta = {
         "task": record["task"],
+        "instance": record["instance"],
         "energy_j": dict(energy),
         "total_j": float(sum(energy.values())),
         "method": dict(record["method"]),
@@ -94,6 +99,9 @@ def _annotate(cell: Any, records: list[RunRecord]) -> dict[str, Any] | None:
         "status": record["status"],
         "run_id": record["id"],
     }
+    for key in ("energy_bounds_j", "active_energy_j"):
+        if record.get(key):
+            meta[key] = dict(record[key])  # type: ignore[literal-required]
     hidden = next((out["metadata"][METADATA_KEY] for out in lines
                    if out["metadata"][METADATA_KEY].get("shown") is False), None)
     if hidden is not None:  # what the notebook asked: no line (the run stays in metadata)
@@ -161,13 +169,20 @@ def _check_kernelspec(name: str, given: bool) -> None:
 
 def run_notebook(nb: Any, *, cwd: Path, kernel_name: str | None = None,
                  timeout_s: float | None = None, progress: bool = True,
-                 env: dict[str, str] | None = None) -> NotebookRun:
-    """Execute ``nb`` (an nbformat node, modified in place) with every code cell measured."""
+                 env: dict[str, str] | None = None, history: int = DEFAULT_RUNS,
+                 past: Mapping[str, list[dict[str, Any]]] | None = None) -> NotebookRun:
+    """Execute ``nb`` (an nbformat node, modified in place) with every code cell measured.
+
+    Each measured cell keeps its last ``history`` runs in its metadata, keyed by a hash of
+    its source; ``past``: earlier entries by source hash (default: those ``nb`` carries).
+    """
     from jupyter_core.utils import run_sync
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
-    from tqdm import tqdm
+
+    from .progress import progress_bar
 
     run = NotebookRun(nb)
+    past = collect(nb.cells) if past is None else past
     given = kernel_name is not None
     kernel_name = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or "python3"
     _check_kernelspec(kernel_name, given)
@@ -185,7 +200,7 @@ def run_notebook(nb: Any, *, cwd: Path, kernel_name: str | None = None,
         with client.setup_kernel(env=kernel_env, cwd=str(cwd)):
             _kernel_info(client, run_sync, kernel_name, given)
             _setup(client, run_sync)
-            bar = tqdm(code_cells, desc="measuring", unit="cell", disable=not progress,
+            bar = progress_bar(code_cells, desc="measuring", unit="cell", disable=not progress,
                        leave=False)
             for index in bar:
                 cell, where = nb.cells[index], f"cell {index + 1} of {len(nb.cells)}"
@@ -213,6 +228,9 @@ def run_notebook(nb: Any, *, cwd: Path, kernel_name: str | None = None,
                     note = _annotate(cell, new)
                     if note is not None:
                         hidden.append((index, note))
+                    change = remember(cell, index, new, past, history, shown=note is None)
+                    if change is not None:
+                        run.changes.append(change)
                     run.records.extend(new)
                 else:
                     _unrecorded(cell, run.failure or "no run was recorded")

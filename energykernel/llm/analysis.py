@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..core.units import si
 from ..viz.llm import plot_correlations
 from .campaign import approx_tokens, normalize_prompts
 
@@ -180,7 +181,8 @@ class Forecast:
     def __repr__(self) -> str:
         cv = self.cv
         return (f"<Forecast by {self.by!r}: {len(self.groups)} groups, {self.folds}-fold CV "
-                f"MAE {cv['mae_j'].iloc[0]:.3g} J vs length only {cv['mae_j'].iloc[1]:.3g} J "
+                f"MAE {si(cv['mae_j'].iloc[0], 'J')} vs length only "
+                f"{si(cv['mae_j'].iloc[1], 'J')} "
                 f"(gain {self.gain:+.0%})>")
 
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..core.units import si
 from ..core.window import Window
 from .client import DEFAULT_MAX_RESPONSE_BYTES, ChatClient, LLMError, is_loopback, public_url
 from .prompt_records import CampaignLog, build_dataset, load_prompts, rows_of, save_prompts
@@ -185,10 +186,11 @@ def measure_prompts(prompts: Any, *, base_url: str, model: str, api_key: str | N
     service = public_url(base_url)
     scope = "machine" if is_loopback(base_url) else "client-only"
     log: CampaignLog | None = None
-    from tqdm import tqdm
+    from ..jupyter.progress import progress_bar
 
     rows: list[dict[str, Any]] = []
-    bar = tqdm(total=len(items), disable=not progress, desc=f"llm {clean(model)}", unit="prompt")
+    bar = progress_bar(total=len(items), disable=not progress, desc=f"llm {clean(model)}",
+                       unit="prompt")
     try:
         done = _resume_rows(resume)
         if campaign_log:
@@ -207,7 +209,7 @@ def measure_prompts(prompts: Any, *, base_url: str, model: str, api_key: str | N
             if log is not None:
                 log.write(row)
             bar.update(1)
-            bar.set_postfix_str(f"{sum(row['energy_j'].values()):.3g} J {row['status']}")
+            bar.set_postfix_str(f"{si(sum(row['energy_j'].values()), 'J')} {row['status']}")
     finally:
         bar.close()
         client.close()

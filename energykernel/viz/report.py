@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core._atomic import write_text_atomic
-from ..core.units import COMPONENTS, J_PER_KWH, number, short_label, si, si_interval
+from ..core.units import J_PER_KWH, si
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -24,6 +24,9 @@ METHODS_TEXT = {
     "pyrapl": "hardware energy counters (RAPL) read through the pyRAPL package",
     "nvml": "NVIDIA GPU energy counters read through NVML",
     "amdsmi": "AMD GPU energy counters read through ROCm's AMD SMI",
+    "levelzero": "Intel GPU energy counters read through Level Zero Sysman",
+    "apple": "Apple Silicon energy as macOS IOReport models it (model-based figures from "
+             "utilisation, frequency and voltage, not power sensors)",
     "hwmon": "Linux hwmon power meters (NVIDIA Grace / Grace Hopper), integrated over time",
     "estimate": "an estimate from a model (busy CPU time × watts per thread, memory in use "
                 "× W/GB, bytes moved × J/byte) — no counter could be read for it",
@@ -31,16 +34,21 @@ METHODS_TEXT = {
 }
 
 HOW_TO_READ = """\
-<p>Each <b>task</b> is a labelled piece of work (a notebook cell, a function, a block).
-Energy is in joules (1 kJ = 1000 J; 3.6 MJ = 1 kWh) and is split by <b>component</b>
-(cpu, gpu, ram, storage). A task's energy includes that of blocks measured inside it
-(e.g. an <code>ek.measure</code> inside a cell); where there are such, <b>self</b> is the
-task's energy without them, and the total at the top counts every joule once. Counters
-measure the whole machine unless a run used <code>scope="process"</code>, so background
-activity is included. Bars drawn
-<b>hatched</b> are estimates, dotted ones simulated; solid bars come from hardware
-counters. The power timeline shows the sampled power of each component with each task's
-span shaded.</p>"""
+<p>Each <b>task</b> is a labelled piece of work: a notebook cell (<code>cell-N</code>, by
+its execution count, or its <code># task:</code> label), a function or a block. The table
+shows each with its source where the dataset has it (written by <code>energykernel
+measure</code>; the number links to the cell), its energy with the interval the true
+energy lies in (<code>≈ x ± y</code>, a range when wide, <code>&lt; x</code> below the
+counter's resolution), a bar split by <b>component</b> (cpu, gpu, ram, storage; hatched
+where estimated), its <b>active</b> share (the part above the machine's idle power, where
+idle power was known), duration and carbon. A task's energy includes that of blocks
+measured inside it (e.g. an <code>ek.measure</code> inside a cell); where there are such,
+<b>self</b> is the task's energy without them, and the totals count every joule once.
+Counters measure the whole machine unless a run used <code>scope="process"</code>, so
+background activity is included. In the charts, <b>hatched</b> bars are estimates, dotted
+ones simulated, solid ones hardware counters; the power timeline shows the sampled power
+of each component with each task's span shaded. Units are SI: 1 kJ = 1000 J,
+3.6 MJ = 1 kWh; 1 mgCO2e = 0.001 gCO2e.</p>"""
 
 
 @dataclass
@@ -90,31 +98,16 @@ def _figure(data: ReportData, kind: str) -> str | None:
     return svg[svg.find("<svg"):]  # drop the XML prolog and doctype
 
 
-def _table(data: ReportData) -> str:
-    from ..data import accessor  # noqa: F401  (registers ds.ek)
-
-    table = data.cube.ek.summary()
-    if table.empty:
-        return "<p>No runs.</p>"
-    comps = [c for c in COMPONENTS if f"{c}_j" in table.columns]
-    nested = bool((table["self_j"] < table["total_j"] - 1e-12).any())
-    active = "active_j" in table and bool(table["active_j"].notna().any())
-    head = ["task", *[f"{c} (J)" for c in comps], "total (J)",
-            *(["self (J)"] if nested else []), *(["active (J)"] if active else []),
-            "duration (s)", "runs", "method"]
-    rows = []
-    for task, row in table.iterrows():
-        cells = [f'<span title="{escape(str(task)[:2000])}">{escape(short_label(str(task)))}</span>']
-        cells += [number(row[f"{c}_j"], nan="—") for c in comps]
-        cells += [escape(si_interval(row["total_j"], row.get("lo_j", float("nan")),
-                                     row.get("hi_j", float("nan")), "J")),
-                  *([number(row["self_j"], nan="—")] if nested else []),
-                  *([number(row["active_j"], nan="—")] if active else []),
-                  number(row.get("duration_s", float("nan")), nan="—"),
-                  str(int(row.get("runs", 0))), escape(str(row.get("method", "")))]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    return ("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head)
-            + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>")
+def total_duration_s(data: ReportData) -> float:
+    """The time of the top-level runs (nested ones run inside them), NaN if unknown."""
+    runs = data.runs
+    if runs is not None and "run" in runs.dims and "duration" in runs:
+        top = runs.parent.values == "" if "parent" in runs.coords else slice(None)
+        return float(runs.duration.values[top].sum())
+    cube = data.cube
+    nested = "self_energy" in cube and bool(
+        (cube.self_energy.fillna(0) < cube.energy.fillna(0) - 1e-12).any())
+    return float("nan") if nested or "duration" not in cube else float(cube.duration.sum())
 
 
 def total_energy_j(cube: xr.Dataset) -> float:
@@ -124,11 +117,20 @@ def total_energy_j(cube: xr.Dataset) -> float:
     return float(cube[name].sum(skipna=True))
 
 
-def _methods(data: ReportData) -> str:
+def _methods(data: ReportData, common: dict[str, str]) -> str:
+    """Each component's method, stated once with what it means; the tasks that used
+    another are marked in the table."""
     used = sorted({part for m in data.cube.method.values.ravel() if m for part in str(m).split("+")})
-    items = "".join(f"<li><b>{escape(m)}</b>: {escape(METHODS_TEXT.get(m, 'unknown method'))}</li>"
-                    for m in used)
-    return f"<ul>{items}</ul>" if items else "<p>No methods recorded.</p>"
+    if not used:
+        return "<p>No methods recorded.</p>"
+    per_comp = "".join(f"<li><b>{escape(c)}</b>: {escape(m)}</li>" for c, m in common.items())
+    meaning = "".join(f"<li><b>{escape(m)}</b>: {escape(METHODS_TEXT.get(m, 'unknown method'))}"
+                      "</li>" for m in used)
+    others = sorted(set(used) - {p for m in common.values() for p in m.split("+")})
+    odd = (f"<p>Tasks that used another method ({escape(', '.join(others))}) say so in the "
+           "table.</p>" if others else "")
+    return (f'<ul id="methods">{per_comp}</ul>{odd}<p>What each method is:</p>'
+            f"<ul>{meaning}</ul>")
 
 
 def _backends(statuses: list[Any] | None) -> str:
@@ -137,11 +139,11 @@ def _backends(statuses: list[Any] | None) -> str:
     rows = "".join(
         f"<tr><td>{escape(s.name)}</td><td>{'yes' if s.available else 'no'}</td>"
         f"<td>{escape(s.reason)}</td></tr>" for s in statuses)
-    return ("<h2>Backends on the measuring machine</h2><table><thead><tr><th>backend</th>"
+    return ("<h3>Backends on the measuring machine</h3><table><thead><tr><th>backend</th>"
             f"<th>available</th><th>why / what</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
-CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:980px;
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;
 margin:2em auto;padding:0 1em;color:#222}h1{font-size:1.5em}h2{font-size:1.15em;
 margin-top:1.6em;border-bottom:1px solid #ddd}table{border-collapse:collapse;font-size:.9em}
 td,th{padding:3px 8px;border-bottom:1px solid #eee;text-align:right}td:first-child,
@@ -156,11 +158,14 @@ def carbon_text(total_j: float, region: str | None) -> str:
 
     info = intensity_info(region or "WORLD")
     grams = total_j / J_PER_KWH * info.value_g_per_kwh
-    where = (f"{info.name} ({info.code})" if region else
-             "the world average — no region given (energykernel measure/report --region CODE)")
     return (f"<p id=\"carbon\">Carbon: <b>{escape(si(grams, 'gCO2e'))}</b> at "
-            f"{info.value_g_per_kwh:.4g} gCO2e/kWh, {escape(where)}; location-based grid "
-            f"intensity, {info.year}, {escape(info.source)}.</p>")
+            f"{info.value_g_per_kwh:.4g} gCO2e/kWh, {escape(_where(info, region))}; "
+            f"location-based grid intensity, {info.year}, {escape(info.source)}.</p>")
+
+
+def _where(info: Any, region: str | None) -> str:
+    return (f"{info.name} ({info.code})" if region else
+            "the world average — no region given (energykernel measure/report --region CODE)")
 
 
 def render(data: ReportData, *, title: str, source: str, statuses: list[Any] | None = None,
@@ -168,18 +173,30 @@ def render(data: ReportData, *, title: str, source: str, statuses: list[Any] | N
            region: str | None = None) -> str:
     """The report as one HTML string (no external resources). ``region``: grid intensity
     for the carbon figure (ISO country or cloud region code; default the world average)."""
+    from ..carbon import intensity_info
+    from . import report_cells as cells
+
     total = total_energy_j(data.cube)
     runs = int(data.cube.runs.sum()) if "runs" in data.cube else 0
+    info = intensity_info(region or "WORLD")
+    prof = cells.profile(data.cube, data.runs, info.value_g_per_kwh)
     parts = [f"<h1>{escape(title)}</h1>",
              f'<p class="meta">source: {escape(source)} · generated '
              f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} · {runs} runs · "
              f"total {escape(si(total, 'J'))}</p>", carbon_text(total, region)]
+    if prof.methods:
+        parts.append('<p id="measured-by">Measured by: ' + escape(", ".join(
+            f"{c} {m}" for c, m in prof.methods.items())) + ' (<a href="#how">how and why'
+            "</a>)</p>")
     if note:
         parts.append(f'<p class="note">{escape(note)}</p>')
     if notes:  # what the notebook asked (cells interrupted, unmeasured, lines not shown)
         items = "".join(f"<li>{escape(n)}</li>" for n in notes)
         parts.append(f'<ul class="note" id="notes">{items}</ul>')
-    parts += ["<h2>How to read this report</h2>", HOW_TO_READ, "<h2>Energy per task</h2>"]
+    parts += [cells.top_section(prof, total), cells.changes_section(prof),
+              "<h2>Every task</h2>",
+              cells.cells_table(prof, data.cube, total, total_duration_s(data)),
+              "<h2>Energy per task</h2>"]
     for kind in ("tasks", "timeline", "instances"):
         if kind == "timeline" and data.timeline is None:
             continue
@@ -188,12 +205,13 @@ def render(data: ReportData, *, title: str, source: str, statuses: list[Any] | N
         svg = _figure(data, kind)
         if svg:
             parts.append(f'<div class="fig" id="plot-{kind}">{svg}</div>')
-    parts += ["<h2>Summary</h2>", _table(data), "<h2>Methods used</h2>", _methods(data),
+    parts += ["<h2>How to read this report</h2>", HOW_TO_READ,
+              '<h2 id="how">How it was measured</h2>', _methods(data, prof.methods),
               _backends(statuses)]
-    body = "\n".join(parts)
+    body = "\n".join(p for p in parts if p)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
-            f"<body>\n{body}\n</body></html>\n")
+            f"<title>{escape(title)}</title><style>{CSS}{cells.CSS}{cells.code_css()}"
+            f"</style></head><body>\n{body}\n</body></html>\n")
 
 
 def write_report(data: ReportData, out: str | os.PathLike, **kwargs: Any) -> Path:

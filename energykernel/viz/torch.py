@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..core.units import J_PER_KWH
+from ..core.units import J_PER_KWH, duration, si
 from ..torch.analysis import loss_energy
 from .plot import _axes, _figure
 
@@ -129,8 +129,8 @@ def plot_total(ds: xr.Dataset, ax: Axes | None = None) -> Figure:
         bottom = [a + float(b) for a, b in zip(bottom, values, strict=True)]
     total_j = float(ds.step_energy.sum())
     ax.set_ylabel("energy (J)")
-    ax.set_title(f"Total {total_j:.4g} J ({total_j / J_PER_KWH:.3g} kWh), "
-                 f"{float(ds.step_duration.sum()):.3g} s" + _method_note(ds))
+    ax.set_title(f"Total {si(total_j, 'J')} ({si(total_j / J_PER_KWH * 1e3, 'Wh')}), "
+                 f"{duration(float(ds.step_duration.sum()))}" + _method_note(ds))
     ax.legend()
     return fig
 

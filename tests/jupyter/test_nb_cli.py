@@ -207,15 +207,20 @@ def test_measure_counts_blocks_nested_in_cells_once(tmp_path, estimate_only, cap
     assert str(runs.parent.values[by_task["cell-1"]]) == ""
     energy = runs.energy.sum("component").values
     cells_j = energy[by_task["cell-1"]] + energy[by_task["cell-2"]]
-    assert f"{cells_j:.4g} J in total" in printed  # not cells + block
+    from energykernel.core.units import si
+
+    assert f"{si(cells_j, 'J')} in total" in printed  # not cells + block
     cube = ek.dataset()
     assert float(cube.self_energy.sum()) == pytest.approx(cells_j)
     out = nbformat.read(tmp_path / "nested.energy.ipynb", as_version=4)
     assert out.cells[1].metadata["energykernel"]["task"] == "cell-1"
+    html = (tmp_path / "nested.energy.html").read_text()
     text = " ".join(parse_html(tmp_path / "nested.energy.html").text)
-    from energykernel.core.units import si
+    assert f"total {si(cells_j, 'J')}" in text and "<th>self</th>" in html
+    import re
 
-    assert f"total {si(cells_j, 'J')}" in text and "self (J)" in text
+    # the blocks, each listed in its cell (cell 1 is markdown), the cell's id in the tooltip
+    assert len(re.findall(r'href="#cell-2" title="cell 2, id [^"]+">in 2</a>', html)) == 2
 
 
 def _alias(tmp_path: Path, target: Path, name: str, how: str) -> str:
@@ -290,3 +295,61 @@ def test_report_carbon_with_and_without_region(tmp_path, estimate_only, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--region Atlantis" in err[0]
     assert not (tmp_path / "x.html").exists()
+
+
+@pytest.mark.slow
+def test_measure_twice_keeps_history_flags_regressions_and_profiles_cells(
+        tmp_path, estimate_only, capsys):
+    """The report names the costliest cell by its source (escaped) with its carbon at the
+    region's intensity; a second run of the same notebook shows each cell's previous figure
+    and flags the cell whose energy rose beyond both intervals."""
+    from energykernel.carbon import intensity_info
+    from energykernel.core.units import si
+
+    (tmp_path / "seconds.txt").write_text("0")
+    costly = "tag = \"<script>alert('x')</script> & co\"\nimport time\ntime.sleep(0.6)"
+    source = write_nb(tmp_path / "hist.ipynb", "x = 1", costly,
+                      "import time\ntime.sleep(float(open('seconds.txt').read()))")
+    assert main(["measure", str(source), "--no-progress", "--region", "FR"]) == 0
+    first = capsys.readouterr().out
+    assert "compared with the previous run" not in first
+    html = (tmp_path / "hist.energy.html").read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;alert" in html
+    top = html[html.index('<ol id="top">'):]
+    top = top[:top.index("</ol>")]
+    assert 'href="#cell-3">cell 3</a>' in top.split("</li>")[0]  # the costliest first
+    assert "&lt;script&gt;alert" in top.split("</li>")[0] and "&amp; co" in top
+    runs = ek.load(tmp_path / "hist.energy.nc") and ek.runs()
+    j = list(runs.task.values).index("cell-2")
+    joules = float(runs.energy.sum("component").values[j])
+    france = intensity_info("FR")
+    grams = si(joules / 3.6e6 * france.value_g_per_kwh, "gCO2e")
+    assert grams in top.split("</li>")[0]
+    assert f"{france.name} ({france.code})" in html
+    assert html.count('id="cell-') == 3 and "sort" in html  # one anchor per cell
+    out = nbformat.read(tmp_path / "hist.energy.ipynb", as_version=4)
+    meta = out.cells[2].metadata["energykernel"]
+    assert list(meta["history"]) == [meta["source_sha"]] and len(meta["history"][
+        meta["source_sha"]]) == 1 and "previous" not in meta
+
+    (tmp_path / "seconds.txt").write_text("2")  # the last cell now sleeps 2 s, not 0
+    assert main(["measure", str(source), "--no-progress", "--history", "2"]) == 0
+    second = capsys.readouterr().out
+    assert "compared with the previous run: 3 cell(s); 1 rose beyond their bounds" in second
+    assert "cell 4 (cell-3): ▲ energy rose beyond both intervals" in second
+    out = nbformat.read(tmp_path / "hist.energy.ipynb", as_version=4)
+    meta = out.cells[3].metadata["energykernel"]
+    assert len(meta["history"][meta["source_sha"]]) == 2
+    assert meta["previous"]["verdict"] == "rose" and meta["previous"]["change_j"] > 0
+    lines = [o.get("text", "") for o in out.cells[3].outputs]
+    assert any(t.startswith("▲ energy rose beyond both intervals") for t in lines), lines
+    assert out.cells[2].metadata["energykernel"]["previous"]["verdict"] == "same"
+    html = (tmp_path / "hist.energy.html").read_text()
+    assert "Since the previous run" in html and 'class="rose"' in html
+    assert "▲ rose" in html
+
+    assert main(["measure", str(source), "--no-progress", "--history", "2"]) == 0
+    out = nbformat.read(tmp_path / "hist.energy.ipynb", as_version=4)
+    meta = out.cells[3].metadata["energykernel"]
+    assert len(meta["history"][meta["source_sha"]]) == 2  # the last N only
+    assert main(["measure", str(source), "--history", "-1"]) == 2

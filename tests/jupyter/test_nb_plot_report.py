@@ -181,6 +181,7 @@ def test_bounds_and_active_energy_reach_the_table_report_and_bars(estimate_only)
     assert table.loc["fit", "lo_j"] == pytest.approx(0.9 * table.loc["fit", "total_j"])
     assert table.loc["fit", "active_j"] == pytest.approx(table.loc["fit", "total_j"] / 2)
     html = render(ReportData(cube(runs)), title="x", source="x")
-    assert "active (J)" in html and "≈ " in html and "&lt; " in html
+    assert "<th>active</th>" in html and "≈ " in html and "&lt; " in html
+    assert "50%" in html  # the active share
     fig = plot(cube(runs))
     assert any(c.get_label() == "interval" for c in fig.axes[0].containers)

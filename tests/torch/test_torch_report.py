@@ -98,8 +98,12 @@ def test_plots(trained, kind, no_pyplot):
 
     fig = trained.plot(kind)
     assert isinstance(fig, Figure) and fig.axes
-    if kind == "total":
-        assert "kWh" in fig.axes[0].get_title()
+    if kind == "total":  # SI units, as everywhere: never 3.4e-06 kWh
+        import re
+
+        title = fig.axes[0].get_title()
+        assert re.match(r"Total [\d.]+ [nµmkMG]?J \([\d.]+ [nµmkMG]?Wh\), ", title), title
+        assert "e-0" not in title and "e+0" not in title
 
 
 def test_plot_rejects_unknown_kind(trained):

@@ -80,8 +80,10 @@ def test_the_widget_draws_with_viz_carbon_and_sweeps_with_the_carbon_package():
     assert not hasattr(widget, "chart_figure")
 
 
-def test_report_cells_use_the_shared_number():
+def test_report_cells_use_the_shared_formatting():
     from energykernel.core import units
-    from energykernel.viz import report
+    from energykernel.viz import report, report_cells
 
-    assert report.number is units.number and not hasattr(report, "_num")
+    assert report.si is units.si and not hasattr(report, "_num")
+    for name in ("si", "si_interval", "duration", "short_label"):
+        assert getattr(report_cells, name) is getattr(units, name)

@@ -29,7 +29,26 @@ def main(argv: list[str] | None = None) -> int:
     if code == 0:
         print("\nOpen the report in a browser, the notebook in Jupyter; in Python:\n"
               f"  import energykernel as ek; ek.load({str(out / '01-tour.energy.nc')!r})")
+    print(lab_hint())
     return code
+
+
+def lab_hint() -> str:
+    """How to start JupyterLab with energykernel's extension (nothing is opened here)."""
+    ext = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "energykernel"
+    jupyter = Path(sys.executable).with_name("jupyter")
+    if not (ext / "package.json").is_file():
+        return ("\nThe JupyterLab extension is not installed in this environment "
+                "(./run setup builds it; it needs npm).")
+    try:
+        where = jupyter.relative_to(Path.cwd())
+    except ValueError:
+        where = jupyter
+    return ("\nIn JupyterLab, with energykernel's extension active (badges on measured "
+            "cells, live power in the status bar):\n"
+            f"  {where} lab {NOTEBOOK.relative_to(ROOT)}\n"
+            "then press '⚡ auto' in the notebook's toolbar (or run 'Measure every cell' "
+            "from the command palette) and run the cells.")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@ from ..core.units import COMPONENTS, duration, si, si_interval
 #: Key of the run summary in the display's metadata (read back by ``energykernel measure``).
 METADATA_KEY = "energykernel"
 
+#: Mime type of the run next to the ⚡ line's text/html: what the JupyterLab extension
+#: reads to write the cell's ``metadata["energykernel"]`` and draw its badge. Frontends
+#: without the extension show the text/html (or text/plain) line instead.
+RUN_MIME = "application/vnd.energykernel.run+json"
+
 
 _METHOD_NOTE = {
     "estimate": "estimated from a model, not read from a counter",
@@ -92,7 +97,31 @@ def run_metadata(m: Measurement) -> dict[str, Any]:
     }
 
 
-def bundle(m: Measurement) -> tuple[dict[str, str], dict[str, Any]]:
+def _finite(value: float) -> float | None:
+    """JSON has no NaN or infinity: None instead."""
+    value = float(value)
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+def run_data(m: Measurement, emissions_g: float | None = None) -> dict[str, Any]:
+    """The run as the JupyterLab extension keeps it (``RUN_MIME``): the cell metadata's
+    keys plus each component's interval and, when a region is configured, the carbon."""
+    meta = run_metadata(m)
+    data: dict[str, Any] = {
+        **meta,
+        "energy_j": {c: _finite(v) for c, v in meta["energy_j"].items()},
+        "total_j": _finite(meta["total_j"]),
+        "duration_s": _finite(meta["duration_s"]),
+        "energy_bounds_j": {c: [_finite(lo), _finite(hi)]
+                            for c, (lo, hi) in m.energy_bounds_j.items()},
+    }
+    if emissions_g is not None:
+        data["emissions_g"] = _finite(emissions_g)
+        data["region"] = settings().region
+    return data
+
+
+def bundle(m: Measurement) -> tuple[dict[str, Any], dict[str, Any]]:
     """(mime bundle, metadata) of the one-line summary of ``m``."""
     grams, note = carbon(m.total_j)
     text = m.summary(emissions_g=grams)
@@ -101,7 +130,8 @@ def bundle(m: Measurement) -> tuple[dict[str, str], dict[str, Any]]:
     if note:
         text += f" ({note})"
     html = measurement_html(m, emissions_g=grams, note=note)
-    return {"text/plain": text, "text/html": html}, {METADATA_KEY: run_metadata(m)}
+    return ({"text/plain": text, "text/html": html, RUN_MIME: run_data(m, grams)},
+            {METADATA_KEY: run_metadata(m)})
 
 
 def show(m: Measurement, display_id: str | None = None,
@@ -116,13 +146,14 @@ def show(m: Measurement, display_id: str | None = None,
 
 
 def placeholder(task: str, note: dict[str, Any] | None = None
-                ) -> tuple[dict[str, str], dict[str, Any]]:
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(mime bundle, metadata) of the line shown while ``task`` runs."""
     from html import escape
 
     html = (f'<div class="energykernel-line" style="font-family:monospace;font-size:85%;'
             f'color:#555;margin:2px 0">⚡ <b>{escape(task)}</b>: measuring…</div>')
-    return ({"text/plain": f"⚡ {task}: measuring…", "text/html": html},
+    return ({"text/plain": f"⚡ {task}: measuring…", "text/html": html,
+             RUN_MIME: {"task": task, "status": "running"}},
             {METADATA_KEY: {"task": task, "status": "running", **(note or {})}})
 
 

@@ -87,6 +87,8 @@ def blank_marker(lines: list[str]) -> list[str]:
     if options is None or not _valid(options):
         return lines
     _tell_watch(options)
+    if "--live" in options:
+        _want_live(options)
     body = lines[1:]
     k = next((i for i, line in enumerate(body) if line.strip()), len(body))
     rest = body[k:]
@@ -104,6 +106,19 @@ def _tell_watch(options: str) -> None:
     state = getattr(get_ipython(), _STATE_ATTR, None)
     if state is not None:
         state[0].on_marker(options)
+
+
+def _want_live(options: str) -> None:
+    """An ``%%energy --live`` line: the live view's hooks, before the cell's hooks run
+    (IPython transforms a cell before its ``pre_run_cell``)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    state = getattr(shell, _STATE_ATTR, None)
+    if state is not None and parse_options(options).live:
+        from .live import live_hooks
+
+        live_hooks(shell, state[0], parse_options)
 
 
 @magics_class
@@ -125,6 +140,8 @@ class EnergyMagics(Magics):
               help="store the Measurement in this variable")
     @argument("--cluster", default=None, metavar="CLIENT",
               help="name of a dask.distributed Client: measure every worker's host")
+    @argument("--live", action="store_true",
+              help="show a power sparkline under the cell, updated while it runs")
     @cell_magic("energy")
     def energy_cell(self, line: str, cell: str) -> None:
         """Measure the energy of this cell; a one-line summary is shown after it.
@@ -166,7 +183,8 @@ class EnergyMagics(Magics):
 
     @magic_arguments("energy")
     @argument("command", nargs="?", default=None,
-              help="auto on [quiet]|off, summary, plot [KIND], save PATH, backends")
+              help="auto on [quiet]|off, live on|off, summary, plot [KIND], save PATH, "
+                   "backends")
     @argument("rest", nargs="*", help="arguments of the command")
     @line_magic("energy")
     def energy_line(self, line: str) -> Any:
@@ -174,6 +192,7 @@ class EnergyMagics(Magics):
 
         %energy auto on|off      measure every following cell
         %energy auto on quiet    … recording each run without showing its line
+        %energy live on|off      a live power sparkline under every measured cell
         %energy summary          table of tasks × components
         %energy plot [KIND]      tasks (default), timeline or instances
         %energy save PATH        write every recorded run to a NetCDF file
@@ -200,6 +219,14 @@ class EnergyMagics(Magics):
         if handler is None:
             raise UsageError(f"%energy: unknown command {command!r}\n{_usage()}")
         return handler(rest)
+
+    def _cmd_live(self, rest: list[str]) -> None:
+        if rest not in ([], ["on"], ["off"]):
+            raise UsageError("%energy live: say 'on' or 'off' (bare 'live' is 'on')")
+        from .live import live_hooks
+
+        watch = getattr(self.shell, _STATE_ATTR)[0]
+        live_hooks(self.shell, watch, parse_options).all_cells = rest != ["off"]
 
     def _cmd_summary(self, rest: list[str]) -> Any:
         from ..core import api
@@ -312,6 +339,9 @@ def unload_ipython_extension(shell: Any) -> None:
     for event, callback in (("pre_run_cell", watch.pre_run_cell),
                             ("post_run_cell", watch.post_run_cell)):
         _unregister(shell, event, callback)
+    from .live import remove_live
+
+    remove_live(shell)
     while blank_marker in shell.input_transformers_cleanup:
         shell.input_transformers_cleanup.remove(blank_marker)
     manager = shell.magics_manager

@@ -61,12 +61,12 @@ def bench_empty_block(backends: str, powercap_root: str | None = None,
 def bench_process_scope() -> dict[str, float]:
     """Empty blocks, machine vs process scope: the estimate alone, and NVML (the fake
     ``pynvml`` of tests/fakes, two GPUs, each with two compute processes and a window's
-    worth of utilisation samples) + the estimate. Process scope walks the process tree
-    (psutil) at both ends and, with NVML, asks each GPU for its processes and samples."""
+    worth of utilisation samples) + the estimate. Process scope reads the process tree
+    (/proc, else psutil) at both ends and, with NVML, asks each GPU for its processes and samples."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from fakes.pynvml import FakeGpu, FakePynvml
 
-    from energykernel.core import gpushare
+    from energykernel.core import _proc, gpushare
     from energykernel.core.engine import get_engine
 
     out = {}
@@ -90,7 +90,7 @@ def bench_process_scope() -> dict[str, float]:
             gpushare.attribute({"energy_j": {"gpu": 2.0}}, engine, start, delta)  # type: ignore[typeddict-item]
 
         out["gpu_attribution"] = per_call_s(attribution, 2000)
-        out["tree_pids"] = per_call_s(gpushare.tree_pids, 2000)
+        out["tree_pids"] = per_call_s(_proc.tree_pids, 2000)
     finally:
         if saved is None:
             sys.modules.pop("pynvml", None)
@@ -299,7 +299,7 @@ def main() -> None:
                   f"= {pyrapl_s / stat_s:4.2f} × /proc/self/stat")
         tree.close()
     scoped = bench_process_scope()
-    print("scope=\"process\" (psutil walk of the process tree at both ends; NVML processes):")
+    print("scope=\"process\" (the process tree from /proc at both ends; NVML processes):")
     for label in ("estimate", "nvml"):
         machine_s, process_s = scoped[f"{label}/machine"], scoped[f"{label}/process"]
         print(f"  empty block, {label:<8} machine / process: {machine_s * 1e6:7.1f} / "

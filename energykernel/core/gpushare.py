@@ -12,12 +12,11 @@ without per-process use (``amdsmi``, ``levelzero``, ``hwmon``, ``apple``) leaves
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import _proc
 from .accounting import GPU_SHARE_BASES, gpu_process_share
 
 if TYPE_CHECKING:
@@ -36,52 +35,12 @@ class GpuStart(NamedTuple):
     backend: Any
 
 
-def _proc_children(pid: int) -> list[int] | None:
-    """Direct children of ``pid`` from ``/proc/PID/task/*/children`` (None: not there)."""
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
-    out: list[int] = []
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                out += [int(x) for x in f.read().split()]
-        except FileNotFoundError:
-            if tid == tasks[0]:
-                return None  # a kernel without the children file
-        except (OSError, ValueError):  # a thread or process gone meanwhile
-            continue
-    return out
-
-
-def tree_pids() -> frozenset[int]:
-    """This process and its live descendants: from ``/proc/PID/task/*/children`` (tens of
-    µs for a small tree), else from psutil (a walk of every process on the machine)."""
-    pids, todo = {os.getpid()}, [os.getpid()]
-    while todo:
-        children = _proc_children(todo.pop())
-        if children is None:
-            break
-        fresh = [c for c in children if c not in pids]
-        pids.update(fresh)
-        todo += fresh
-    else:
-        return frozenset(pids)
-    import psutil
-
-    pids = {os.getpid()}
-    with contextlib.suppress(psutil.Error):
-        pids.update(child.pid for child in psutil.Process().children(recursive=True))
-    return frozenset(pids)
-
-
 def begin(engine: Engine) -> GpuStart | None:
     """What :func:`attribute` needs, or None when the ``gpu`` backend has no per-process use."""
     backend = engine.component_backend.get("gpu")
     if backend is None or not hasattr(backend, "process_usage"):
         return None
-    return GpuStart(int(time.time() * 1e6), tree_pids(), backend)
+    return GpuStart(int(time.time() * 1e6), _proc.tree_pids(), backend)
 
 
 def attribute(record: RunRecord, engine: Engine, start: GpuStart, delta: Mapping[str, float],
@@ -94,7 +53,7 @@ def attribute(record: RunRecord, engine: Engine, start: GpuStart, delta: Mapping
     if not devices:
         return
     usage = start.backend.process_usage(start.since_us)
-    ours = start.pids | tree_pids()
+    ours = start.pids | _proc.tree_pids()
     total_j = shared_j = 0.0
     shares, bases = [], set()
     for device in devices:

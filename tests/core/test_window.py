@@ -352,3 +352,29 @@ def test_process_scope_counts_live_children_and_pool_workers(estimate_only):
         pool.map(exec, [BUSY.format(s=0.3)] * 2)
         during = _proc.process_tree_cpu_s() - before
     assert during >= 0.8 * 0.6
+
+
+def test_live_descendants_read_from_proc_match_psutils_walk(monkeypatch):
+    """The /proc children walk and psutil's walk of every process see the same tree and
+    the same CPU seconds (to a tick per process)."""
+    import subprocess
+    import sys
+
+    from energykernel.core import _proc
+
+    if _proc.descendant_pids() is None:
+        pytest.skip("this kernel has no /proc/PID/task/*/children")
+    child = subprocess.Popen([sys.executable, "-c", BUSY.format(s=0.3) + "time.sleep(30)"])
+    try:
+        deadline = time.monotonic() + 20
+        while child.pid not in _proc.tree_pids() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.6)  # the child has finished its busy loop: its CPU time is still
+        fast_pids, fast_s = _proc.tree_pids(), _proc.process_tree_cpu_s()
+        monkeypatch.setattr(_proc, "_proc_children", lambda pid: None)
+        slow_pids, slow_s = _proc.tree_pids(), _proc.process_tree_cpu_s()
+    finally:
+        child.kill()
+        child.wait()
+    assert child.pid in fast_pids and fast_pids == slow_pids
+    assert fast_s >= 0.25 and slow_s == pytest.approx(fast_s, abs=3 / _proc.CLK_TCK + 0.05)

@@ -194,13 +194,13 @@ def test_record_from_dict_checks_gpu_share():
 def test_tree_pids_finds_children(monkeypatch):
     import subprocess
 
-    from energykernel.core import gpushare
+    from energykernel.core import _proc
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert {ME, child.pid} <= gpushare.tree_pids()
-        monkeypatch.setattr(gpushare, "_proc_children", lambda pid: None)  # no children file
-        assert {ME, child.pid} <= gpushare.tree_pids()  # psutil's walk instead
+        assert {ME, child.pid} <= _proc.tree_pids()
+        monkeypatch.setattr(_proc, "_proc_children", lambda pid: None)  # no children file
+        assert {ME, child.pid} <= _proc.tree_pids()  # psutil's walk instead
     finally:
         child.kill()
         child.wait()

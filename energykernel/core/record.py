@@ -186,9 +186,10 @@ class Measurement:
         return hash(self._record["id"])
 
     def __repr__(self) -> str:
-        parts = ", ".join(f"{c}={e:.3g} J ({self.method[c]})" for c, e in self.energy_j.items())
+        parts = ", ".join(f"{c}={si(e, 'J')} ({self.method[c]})" for c, e in self.energy_j.items())
         return (f"<Measurement task={self.task!r} instance={self.instance!r} "
-                f"{self.total_j:.3g} J in {self.duration_s:.3g} s [{parts}] {self.status}>")
+                f"{si(self.total_j, 'J')} in {duration(self.duration_s)} [{parts}] "
+                f"{self.status}>")
 
 
 #: Longest task or instance label accepted (characters); figures and tables shorten more.

@@ -37,6 +37,7 @@ from ..core.accounting import (
 )
 from ..core.record import Measurement, RunRecord, exit_status
 from ..core.recorder import recorder
+from ..core.units import si
 from ..core.window import check_components, check_window_args, current_parent_id
 from .plugin import PLUGIN_NAME, TOPIC, EnergyPlugin, Snapshot
 
@@ -121,7 +122,7 @@ class ClusterResult(list):
 
     def summary(self) -> str:
         """One line per instance, after a total line."""
-        lines = [f"{len(self)} instance(s): {self.total_j:.4g} J"]
+        lines = [f"{len(self)} instance(s): {si(self.total_j, 'J')}"]
         lines += [f"  {m.instance}: {m.summary()}" for m in self]
         return "\n".join(lines)
 

@@ -4,8 +4,8 @@
 The numbers come from the data files inside the codecarbon wheel (MIT licence); the wheel
 is read as a zip archive, codecarbon is never imported. Get the wheel with::
 
-    .venv/bin/pip download --no-deps -d /tmp/cc codecarbon==3.3.2
-    .venv/bin/python scripts/build_intensity_table.py --wheel /tmp/cc/codecarbon-3.3.2-py3-none-any.whl
+    .venv/bin/pip download --no-deps -d .venv/wheels codecarbon==3.3.2   (./run test does this)
+    .venv/bin/python scripts/build_intensity_table.py --wheel .venv/wheels/codecarbon-3.3.2-py3-none-any.whl
 
 ISO 3166-1 alpha-2 codes and English names come from Debian's ``iso-codes`` package
 (``/usr/share/iso-codes/json/iso_3166-1.json``), which is matched on the alpha-3 code.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 
 class SimulationInputError(ValueError):
     """Bad simulation input: a file, an entry, a field, or a task that fits nowhere."""
@@ -9,3 +12,15 @@ class SimulationInputError(ValueError):
 
 class UnschedulableError(SimulationInputError):
     """A task fits no instance, or no schedule meets the requested deadline."""
+
+
+def read_input_text(path: str | os.PathLike) -> tuple[Path, str]:
+    """(path, its UTF-8 text): a missing or unreadable file is a SimulationInputError
+    naming it."""
+    p = Path(path)
+    try:
+        return p, p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SimulationInputError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SimulationInputError(f"{p}: cannot read ({exc})") from None

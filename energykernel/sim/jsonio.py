@@ -24,6 +24,7 @@ from typing import Any
 
 from ..core._atomic import write_text_atomic
 from ..core.units import short_label, short_repr
+from .errors import read_input_text
 from .model import ComputeInstance, SimulationInputError, Task
 
 INSTANCE_FIELDS = ("name", "speed", "idle_power_w", "pue", "intensity_g_per_kwh", "resources",
@@ -135,13 +136,7 @@ def _read(path: str | os.PathLike, key: str) -> list[Any]:
 
 def _read_doc(path: str | os.PathLike, key: str) -> dict[str, Any]:
     """The file's top-level object (with a list under ``key``), validated."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SimulationInputError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SimulationInputError(f"{p}: cannot read ({exc})") from None
+    p, text = read_input_text(path)
     marked_any: list[bool] = []
     try:
         data = json.loads(text, object_pairs_hook=lambda pairs: _object(pairs, marked_any),

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..core.units import short_repr
-from .errors import SimulationInputError
+from .errors import SimulationInputError, read_input_text
 from .fields import MAX_VALUE
 
 DATA_DIR = Path(__file__).with_name("data") / "profiles"
@@ -186,13 +186,7 @@ def _parse_csv(text: str, where: str) -> tuple[list[float], dict[str, str]]:
 
 def load_profile(path: str | os.PathLike) -> IntensityProfile:
     """A profile from a CSV or JSON file (module docstring)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SimulationInputError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SimulationInputError(f"{p}: cannot read ({exc})") from None
+    p, text = read_input_text(path)
     if p.suffix.lower() == ".json":
         try:
             data = json.loads(text)

@@ -13,7 +13,7 @@ assignments, over an index of free capacity kept by :func:`.schedule.run_schedul
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +29,27 @@ TOL = 1e-9
 _INF = float("inf")
 
 Pairs = tuple[tuple[int, float], ...]
+
+
+def releaser(free: list[list[float]], cap: list[list[float]], running: list[int],
+             demand: list[list[float]], changed: Callable[[int], None]
+             ) -> Callable[[int, int], None]:
+    """``release(i, k)``: a task of kind ``k`` ended on instance ``i`` — give its demand back
+    (the instance's exact capacities once nothing runs on it, so no float drift) and tell
+    the chooser (``changed``). One rule for every scheduler's event loop."""
+
+    def release(i: int, k: int) -> None:
+        running[i] -= 1
+        if running[i] == 0:
+            for c in range(NC):
+                free[c][i] = cap[c][i]
+        else:
+            for c, d in enumerate(demand[k]):
+                if d:
+                    free[c][i] += d
+        changed(i)
+
+    return release
 
 
 def energy_rate(prob: Problem, direction: np.ndarray) -> np.ndarray:

@@ -25,14 +25,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.units import COMPONENTS
-from .choose import Dynamic
+from .choose import Dynamic, releaser
 from .model import UnschedulableError
 
 if TYPE_CHECKING:
     from .schedule import Problem
 
-NC = len(COMPONENTS)
 ALGORITHMS: tuple[str, ...] = ("greedy", "heft", "heft-energy")
 MAX_TRIES = 64
 
@@ -73,7 +71,6 @@ def run_heft(prob: Problem, energy_first: bool = False
     prio[np.lexsort((np.arange(n_steps), -rank))] = np.arange(n_steps)
     prio_l = prio.tolist()
     free = [list(col) for col in prob.cap]
-    cap = prob.cap
     chooser = Dynamic(prob, free, by_cost=True, fastest=not energy_first)
     pick, changed = chooser.pick, chooser.changed
     pairs_of, dur, speed = prob.dem_pairs, prob.duration_s.tolist(), prob.speed.tolist()
@@ -87,6 +84,7 @@ def run_heft(prob: Problem, energy_first: bool = False
     end = [0.0] * n_steps
     running = [0] * prob.n
     events: list[tuple[float, int, int, int]] = []  # (end, step, instance, task)
+    release = releaser(free, prob.cap, running, demand, changed)
     pop, push = heapq.heappop, heapq.heappush
     # Ready steps: one heap per demand shape (row) of (priority, step), and a heap of the
     # rows' heads (priority, row); an entry whose priority is no longer its row's head is
@@ -145,15 +143,7 @@ def run_heft(prob: Problem, energy_first: bool = False
         now = events[0][0]
         while events and events[0][0] <= now:
             _, s, i, kk = pop(events)
-            running[i] -= 1
-            if running[i] == 0:  # idle again: exact capacities, no float drift
-                for c in range(NC):
-                    free[c][i] = cap[c][i]
-            else:
-                for c, d in enumerate(demand[kk]):
-                    if d:
-                        free[c][i] += d
-            changed(i)
+            release(i, kk)
             if succ is not None:
                 for t in succ[s]:
                     indeg[t] -= 1

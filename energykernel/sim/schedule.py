@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.units import COMPONENTS, short_repr
-from .choose import Assigned, Dynamic
+from .choose import NC, Assigned, Dynamic, releaser
 from .idle import IdleAware
 from .model import (
     ComputeEnvironment,
@@ -35,7 +35,6 @@ from .timing import Timing
 if TYPE_CHECKING:
     from .dag import Dag
 
-NC = len(COMPONENTS)
 _TOL = 1e-9
 
 
@@ -188,16 +187,7 @@ def run_schedule(prob: Problem, mode: str, assign: Sequence[int] | None = None,
     end = [0.0] * n_steps
     changed, pick, among = chooser.changed, chooser.pick, chooser.among
 
-    def release(i: int, kk: int) -> None:
-        running[i] -= 1
-        if running[i] == 0:  # idle again: exact capacities, no float drift
-            for c in range(NC):
-                free[c][i] = cap[c][i]
-        else:
-            for c, d in enumerate(demand[kk]):
-                if d:
-                    free[c][i] += d
-        changed(i)
+    release = releaser(free, cap, running, demand, changed)
 
     def place(s: int, k: int, i: int, now: float) -> None:
         for c, d in enumerate(demand[k]):

@@ -12,20 +12,16 @@ makespan (× intensity for carbon), subject to ``makespan ≤ deadline_s`` when 
   both rules restricted to the 1, 2, 4, … cheapest instances (fewer instances → less idle
   power, longer makespan); keep the best that meets the deadline. ``optimize`` is a
   candidate, so the result is never worse than it.
-* **Exact** (small cases): a MILP (``scipy.optimize.milp``) over assignment variables whose
-  makespan is a lower bound (longest task — with dependencies, the longest chain: a
-  completion time per step, ``C_s ≥ C_p + runtime_s`` for each predecessor *p* — and per
-  instance and component the work area over capacity) solved in a loop: each solution is
-  simulated; an assignment that is not better (or misses the deadline) is excluded by a
-  no-good cut; the loop stops when the MILP bound reaches the best simulated objective
-  (proved optimal) or after :data:`MAX_CUTS` cuts / ``time_limit_s`` (then
-  ``info["proven_optimal"]`` is False).
+* **Exact** (up to :data:`EXACT_MAX_STEPS` steps and :data:`EXACT_MAX_VARS` step×instance
+  pairs): a branch and bound over the scheduler's own decisions (:mod:`.exact`), started
+  from the best heuristic schedule; it stops when every assignment not searched is bounded
+  by the best found (``info["proven_optimal"]``) or at ``time_limit_s`` (then the bound on
+  what is left is ``info["lower_bound"]``, and ``info["gap"]`` the best's distance to it).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 
 import numpy as np
@@ -39,7 +35,6 @@ from .timing import Timing
 
 EXACT_MAX_STEPS = 50
 EXACT_MAX_VARS = 500
-MAX_CUTS = 300
 _REL = 1e-9
 
 
@@ -74,7 +69,7 @@ class _Search:
         self.best: tuple[float, SimulationResult, str] | None = None
         self.shortest = np.inf
         self.evaluations = 0
-        self.milp_bound = 0.0  # the exact loop's lower bound, where it ran
+        self.exact_bound = 0.0  # the exact search's lower bound, where it ran
 
     def objective(self, r: SimulationResult) -> float:
         if self.varying:
@@ -194,105 +189,22 @@ def _heuristic(prob: Problem, search: _Search, weight: np.ndarray) -> None:
         size *= 2
 
 
-def _milp(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: float
-          ) -> tuple[bool, int]:
-    """The exact loop (module docstring). Returns (proven optimal, cuts added); the last
-    MILP's dual bound (a lower bound on every assignment not yet simulated) is kept in
-    ``search.milp_bound``."""
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import coo_matrix, vstack
+def _exact(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: float
+           ) -> tuple[bool, int]:
+    """The branch and bound of :mod:`.exact`: (proven optimal, nodes searched); its bound on
+    what it did not search is kept in ``search.exact_bound``."""
+    from .exact import BranchAndBound
 
     steps = np.asarray(prob.steps)
-    S, n = len(steps), prob.n
-    deadline_s = search.deadline_s
-    ok = _feasible(prob, steps, deadline_s)  # (S, n)
+    ok = _feasible(prob, steps, search.deadline_s)
     runtime = prob.duration_s[steps][:, None] / prob.speed[None, :]
     cost = _rates(prob, weight, prob.demand[steps]) * prob.duration_s[steps][:, None]
-    big_m = deadline_s if deadline_s is not None else float(
-        np.where(ok, runtime, 0).max(axis=1).sum())
-    nx = S * n
-    ix_y, ix_m, ix_z = nx, nx + n, nx + n + 1
-    preds = None if prob.dag is None else prob.dag.preds
-    ix_c = nx + 2 * n + 1  # with dependencies: a completion time per step
-    nv = ix_c + (S if preds is not None else 0)
-    c = np.zeros(nv)
-    c[:nx] = np.where(ok, cost, 0).ravel()
-    c[ix_z:ix_z + n] = prob.idle_w * prob.pue * weight
-    if not (np.isfinite(c).all() and np.isfinite(big_m)):
-        return False, 0  # overflowing costs: no exact model (the result check names them)
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    lo: list[float] = []
-    hi: list[float] = []
-
-    def add(r_cols, r_vals, lb, ub):
-        r = len(lo)
-        rows.extend([r] * len(r_cols))
-        cols.extend(r_cols)
-        vals.extend(r_vals)
-        lo.append(lb)
-        hi.append(ub)
-
-    xs = np.arange(nx).reshape(S, n)
-    for s in range(S):
-        add(xs[s].tolist(), [1.0] * n, 1.0, 1.0)  # one instance per step
-        r_s = runtime[s].tolist()
-        if preds is None:
-            add([*xs[s].tolist(), ix_m], [*r_s, -1.0], -np.inf, 0.0)  # M ≥ runtime
-        else:  # completion times: C_s ≥ C_p + runtime for each predecessor p; M ≥ C_s
-            neg = [-v for v in r_s]
-            if not preds[s]:
-                add([*xs[s].tolist(), ix_c + s], [*neg, 1.0], 0.0, np.inf)  # C_s ≥ runtime
-            for p in preds[s]:
-                add([*xs[s].tolist(), ix_c + s, ix_c + p], [*neg, 1.0, -1.0], 0.0, np.inf)
-            add([ix_m, ix_c + s], [1.0, -1.0], 0.0, np.inf)
-        for i in range(n):
-            add([xs[s, i], ix_y + i], [1.0, -1.0], -np.inf, 0.0)  # x ≤ y
-    cap = np.array(prob.cap).T
-    for i in range(n):
-        for comp in range(cap.shape[1]):
-            area = runtime[:, i] * prob.demand[steps, comp]
-            if cap[i, comp] > 0 and area.any():  # M ≥ work area / capacity
-                add([*xs[:, i].tolist(), ix_m], [*(area / cap[i, comp]).tolist(), -1.0],
-                    -np.inf, 0.0)
-        add([ix_z + i, ix_m, ix_y + i], [1.0, -1.0, -big_m], -big_m, np.inf)  # z ≥ M if used
-    base = coo_matrix((vals, (rows, cols)), shape=(len(lo), nv)).tocsr()
-    ub = np.concatenate([ok.ravel().astype(float), np.ones(n), [big_m], np.full(n, np.inf),
-                         np.full(nv - ix_c, big_m)])
-    bounds = Bounds(np.zeros(nv), ub)
-    integrality = np.concatenate([np.ones(nx + n), np.zeros(nv - nx - n)])
-    cuts: list[np.ndarray] = []
-    t_end = time.perf_counter() + time_limit_s
-    while len(cuts) <= MAX_CUTS:
-        left = t_end - time.perf_counter()
-        if left <= 0:
-            return False, len(cuts)
-        a = base
-        if cuts:
-            a = vstack([base, coo_matrix((np.ones(S * len(cuts)), (
-                np.repeat(np.arange(len(cuts)), S), np.concatenate(cuts))),
-                shape=(len(cuts), nv))]).tocsr()
-        con = LinearConstraint(a, np.concatenate([lo, np.full(len(cuts), -np.inf)]),
-                               np.concatenate([hi, np.full(len(cuts), S - 1.0)]))
-        res = milp(c, constraints=con, integrality=integrality, bounds=bounds,
-                   options={"time_limit": left, "mip_rel_gap": 1e-9, "disp": False})
-        if res.status == 2:  # no assignment left: the best found is optimal (or none exists)
-            return True, len(cuts)
-        if res.status != 0 or res.x is None:
-            dual = getattr(res, "mip_dual_bound", None)
-            if dual is not None and np.isfinite(dual):
-                search.milp_bound = max(search.milp_bound, float(dual))
-            return False, len(cuts)
-        bound = getattr(res, "mip_dual_bound", None)
-        bound = res.fun if bound is None or not np.isfinite(bound) else bound
-        search.milp_bound = max(search.milp_bound, float(bound))
-        if search.best is not None and bound >= search.best[0] - 1e-9 * max(1.0, abs(bound)):
-            return True, len(cuts)
-        assign = res.x[:nx].reshape(S, n).argmax(axis=1)
-        search.assigned("milp", assign)
-        cuts.append(xs[np.arange(S), assign])
-    return False, len(cuts)
+    if not (np.isfinite(cost[ok]).all() and np.isfinite(runtime[ok]).all()):
+        return False, 0  # overflowing costs: no exact search (the result check names them)
+    bb = BranchAndBound(prob, search, cost, runtime, ok, weight, search.deadline_s)
+    done = bb.run(time_limit_s)
+    search.exact_bound = max(search.exact_bound, bb.bound)
+    return done, bb.nodes
 
 
 def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "auto",
@@ -311,9 +223,9 @@ def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "a
     _heuristic(prob, search, weight)
     S = len(prob.steps)
     small = S <= EXACT_MAX_STEPS and S * prob.n <= EXACT_MAX_VARS if exact is None else exact(prob)
-    proven, cuts = False, 0
+    proven, nodes = False, 0
     if small and S:
-        proven, cuts = _milp(prob, search, weight, time_limit_s)
+        proven, nodes = _exact(prob, search, weight, time_limit_s)
     elif prob.n == 1 or not S or (deadline_s is None and not (prob.idle_w * weight).any()):
         proven = True  # separable objective: each task on its cheapest instance is optimal
     if search.best is None:
@@ -323,17 +235,17 @@ def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "a
             f"deadline_s={deadline_s:g}: no schedule with makespan ≤ deadline ({how}; "
             f"shortest makespan found: {shortest})")
     obj, result, label = search.best
-    if search.varying:  # the MILP's weights are the profiles' means: no proof of the integral
+    if search.varying:  # the search's weights are the profiles' means: no proof of the integral
         proven = False
     else:
         timing.place(result)
         bound = obj if proven else max(lower_bound(prob, weight, deadline_s),
-                                       min(search.milp_bound, obj))
+                                       min(search.exact_bound, obj))
         result.info["lower_bound"] = bound
         result.info["gap"] = (obj - bound) / obj if obj > 0 else 0.0
     result.info.update({"objective": objective, "objective_value": obj,
-                        "solver": "milp" if small else "heuristic", "proven_optimal": proven,
-                        "best_candidate": label, "milp_cuts": cuts,
+                        "solver": "exact" if small else "heuristic", "proven_optimal": proven,
+                        "best_candidate": label, "nodes": nodes,
                         "evaluations": search.evaluations})
     if deadline_s is not None:
         result.info["deadline_s"] = deadline_s

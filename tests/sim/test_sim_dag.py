@@ -61,7 +61,7 @@ def test_diamond_in_all_three_modes():
     assert best.energy_j == pytest.approx(140) and best.info["proven_optimal"]
     fast = env.run(diamond(), "optimal", deadline_s=35)
     assert fast.makespan_s == 35 and fast.energy_j == pytest.approx(300)
-    assert fast.info["solver"] == "milp" and fast.info["proven_optimal"]
+    assert fast.info["solver"] == "exact" and fast.info["proven_optimal"]
 
 
 def test_chain_runs_one_after_another_and_idle_over_its_makespan():

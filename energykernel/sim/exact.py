@@ -1,0 +1,490 @@
+"""``optimal``'s exact search: branch and bound over the scheduler's own decisions.
+
+For a given assignment the schedule is the queueing rule of :mod:`.schedule`, and a step's
+instance matters from the moment the step heads the ready steps. The search replays that
+rule and branches there, over the instances the step may use; so each leaf is a schedule
+the rule produces, and every partial schedule is exact as far as it goes: its task cost,
+its clock ``now`` (no later step starts before it) and its end times.
+
+With idle power every step is coupled to every other through the makespan. The search
+therefore splits the assignments by the set *U* of idle-drawing instances they use, and
+searches each *U* alone, best bound first, stopping at the first *U* whose bound reaches the
+best schedule found: inside *U* the idle rate is known from the start (idle(*U*) ×
+makespan), which makes the bound tight from the root. A node's bound is
+
+    cost so far + each unplaced step's cheapest cost in U + idle(U) × makespan bound,
+
+where the makespan bound is the largest of: the ends so far; per unplaced step, in
+topological order, max(now, its predecessors' ends) + its fastest runtime in *U*; and per
+component, now + the unplaced work's area over *U*'s capacity. A node whose makespan bound
+passes the deadline is cut, and so is one that can no longer use every instance of *U*.
+Beyond :data:`MAX_SETS` sets, one search over all instances with the idle rate of the
+instances used so far (a weaker bound).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from bisect import bisect_left
+from itertools import accumulate, combinations
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .choose import NC, fits, releaser
+
+if TYPE_CHECKING:
+    from .optimal import _Search
+    from .schedule import Problem
+
+MAX_SETS = 4096  # sets of idle-drawing instances searched one by one (2^12)
+_CHECK_EVERY = 512  # nodes between looks at the clock
+_EPS = 1e-9
+
+
+class _Timeout(Exception):
+    pass
+
+
+class BranchAndBound:
+    """One exact search (module docstring); :meth:`run` says whether it finished."""
+
+    def __init__(self, prob: Problem, search: _Search, cost: np.ndarray, runtime: np.ndarray,
+                 ok: np.ndarray, weight: np.ndarray, deadline_s: float | None) -> None:
+        self.prob, self.search = prob, search
+        S, n = ok.shape
+        self.S, self.n = S, n
+        self.ok = ok
+        self.cost = np.where(ok, cost, np.inf)
+        self.runtime = np.where(ok, runtime, np.inf)
+        self.weight = weight
+        self.idle_rate = prob.idle_w * prob.pue * weight
+        self.dom, self.twin = self._dominance()
+        self.deadline = math.inf if deadline_s is None else deadline_s * (1 + _EPS)
+        steps = prob.steps
+        self.kind = list(steps)
+        self.pairs = [prob.dem_pairs[k] for k in steps]
+        self.demand = prob.demand.tolist()
+        dag = prob.dag
+        self.preds: list[tuple[int, ...]] = [()] * S if dag is None else dag.preds
+        self.succ: list[list[int]] = [[] for _ in range(S)] if dag is None else dag.succ
+        self.order = list(range(S)) if dag is None else dag.order
+        self.cap = prob.cap
+        self.nodes = 0
+        self.bound = 0.0  # a lower bound on every assignment not yet searched
+        self.root_bound = 0.0  # the bound at the root of the set being searched
+        self.incumbent = self._score_best()
+
+    def _limit(self) -> float:
+        """What a schedule must beat to count: the best's objective, less a rounding margin."""
+        inc = self.incumbent
+        return inc if inc == math.inf else inc - _EPS * abs(inc)
+
+    def _score_best(self) -> float:
+        """The best candidate's objective in this search's own terms (task cost + idle)."""
+        best = self.search.best
+        if best is None:
+            return math.inf
+        r = best[1]
+        assign = r.assignment
+        used = np.zeros(self.n, dtype=bool)
+        used[assign] = True
+        task = float(self.cost[np.arange(self.S), assign].sum())
+        return task + float(self.idle_rate[used].sum()) * r.makespan_s
+
+    def _dominance(self) -> tuple[np.ndarray, list[int]]:
+        """``dom[a, b]``: instance *a* can replace *b* in any schedule at no more cost — same
+        capacities, speed and idle rate, a rate per unit no higher in every component (ties:
+        the lower index); and per instance the index of its previous identical twin (-1)."""
+        prob, n = self.prob, self.n
+        rate = prob.cost * (prob.pue * self.weight)[:, None]  # objective W per unit in use
+        cap = np.array(prob.cap).T
+        dom = np.zeros((n, n), dtype=bool)
+        twin = [-1] * n
+        for b in range(n):
+            for a in range(n):
+                if a == b or not (np.array_equal(cap[a], cap[b]) and np.array_equal(
+                        prob.has[a], prob.has[b]) and prob.speed[a] == prob.speed[b]
+                        and self.idle_rate[a] == self.idle_rate[b]):
+                    continue
+                if np.array_equal(rate[a], rate[b]):
+                    dom[a, b] = a < b
+                    if a < b:
+                        twin[b] = a
+                else:
+                    dom[a, b] = bool((rate[a] <= rate[b]).all())
+        return dom, twin
+
+    def _sets(self) -> list[tuple[float, np.ndarray, np.ndarray | None]]:
+        """(root bound, allowed instances, required instances or None), best bound first;
+        a set holding an instance that one outside it dominates is left out (swapping the
+        two gives the same schedule at no more cost)."""
+        drawing = np.flatnonzero(self.idle_rate > 0)
+        free = np.flatnonzero(self.idle_rate <= 0)
+        if len(drawing) == 0 or 2 ** len(drawing) > MAX_SETS:
+            allowed = np.ones(self.n, dtype=bool)
+            return [(self._root_bound(allowed, None), allowed, None)]
+        out: list[tuple[float, np.ndarray, np.ndarray | None]] = []
+        for size in range(len(drawing) + 1):
+            for u in combinations(drawing.tolist(), size):
+                inside = np.zeros(self.n, dtype=bool)
+                inside[list(u)] = True
+                if (self.dom[np.ix_(~inside, inside)]).any():
+                    continue
+                allowed = np.zeros(self.n, dtype=bool)
+                allowed[free] = True
+                allowed[list(u)] = True
+                required = np.asarray(u, dtype=np.int64)
+                if len(required) > self.S:
+                    continue
+                b = self._root_bound(allowed, required)
+                if b < math.inf:
+                    out.append((b, allowed, required))
+        out.sort(key=lambda t: t[0])
+        return out
+
+    def _root_bound(self, allowed: np.ndarray, required: np.ndarray | None) -> float:
+        cost = np.where(allowed[None, :], self.cost, np.inf)
+        minc = cost.min(axis=1)
+        if not np.isfinite(minc).all():
+            return math.inf
+        minrt = np.where(allowed[None, :], self.runtime, np.inf).min(axis=1)
+        fin = minrt.tolist()
+        for s in self.order:
+            if self.preds[s]:
+                fin[s] += max(fin[p] for p in self.preds[s])
+        span = max([0.0, *fin])
+        area, capsum = self._areas(allowed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per = np.where(capsum > 0, area.sum(axis=0) / capsum, 0.0)
+        span = max(span, float(per.max()) if len(per) else 0.0)
+        if span > self.deadline:
+            return math.inf
+        idle = float(self.idle_rate[required].sum()) if required is not None else 0.0
+        return float(minc.sum()) + idle * span
+
+    def _areas(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per step and component the least capacity-seconds it takes in ``allowed``; per
+        component the capacity of ``allowed``."""
+        cap = np.array(self.cap).T  # (n, NC)
+        dem = self.prob.demand[self.kind]  # (S, NC)
+        rt = np.where(allowed[None, :], self.runtime, np.inf)  # (S, n)
+        with np.errstate(invalid="ignore"):  # inf × 0: a component the step does not use
+            area = np.where(dem > 0, (rt[:, :, None] * dem[:, None, :]).min(axis=1), 0.0)
+        return area, (cap * allowed[:, None]).sum(axis=0)
+
+    def run(self, time_limit_s: float) -> bool:
+        """Search until done (True: the best schedule is optimal) or ``time_limit_s``."""
+        self.t_end = time.perf_counter() + time_limit_s
+        sets = self._sets()
+        for j, (b, allowed, required) in enumerate(sets):
+            if b == math.inf or b >= self._limit():
+                break
+            self.root_bound = b
+            try:
+                self._search_set(allowed, required)
+            except _Timeout:
+                # what is left: this set below its root, and the sets not yet searched
+                later = sets[j + 1][0] if j + 1 < len(sets) else math.inf
+                self.bound = min(self.incumbent, max(b, self.root_bound), later)
+                return False
+        self.bound = self.incumbent
+        return True
+
+    def _search_set(self, allowed: np.ndarray, required: np.ndarray | None) -> None:
+        S, n = self.S, self.n
+        cost_m = np.where(allowed[None, :], self.cost, np.inf)
+        rt_m = np.where(allowed[None, :], self.runtime, np.inf)
+        minc = cost_m.min(axis=1).tolist()
+        minrt = rt_m.min(axis=1).tolist()
+        # per step its instances in cost order, with (instance, cost, runtime)
+        options = [[(int(i), float(cost_m[s, i]), float(rt_m[s, i]))
+                    for i in np.argsort(cost_m[s], kind="stable") if cost_m[s, i] < math.inf]
+                   for s in range(S)]
+        rts = rt_m.tolist()
+        capsum = (np.array(self.cap).T * allowed[:, None]).sum(axis=0).tolist()
+        cap = self.cap
+        kind, demand = self.kind, self.demand
+        # per step its demanded components and amounts
+        dem_of = [[(c, d) for c, d in enumerate(demand[k]) if d] for k in kind]
+        comps = [c for c in range(NC) if capsum[c] > 0 and any(demand[k][c] for k in kind)]
+        idle_rate = self.idle_rate.tolist()
+        fixed_idle = None if required is None else float(self.idle_rate[required].sum())
+        need = [False] * n
+        if required is not None:
+            for i in required.tolist():
+                need[i] = True
+        deadline = self.deadline
+        preds, succ, order, pairs = self.preds, self.succ, self.order, self.pairs
+        twin = self.twin
+
+        # Mutable state of the replayed schedule (restored by slice from snapshots).
+        free = [list(col) for col in cap]
+        running = [0] * n
+        release = releaser(free, cap, running, demand, lambda i: None)
+        heap: list[tuple[float, int, int, int]] = []
+        ready = [s for s in range(S) if not preds[s]]
+        indeg = [len(p) for p in preds]
+        assign = [-1] * S
+        end = [-1.0] * S  # -1: not placed
+        used = [0] * n  # steps assigned per instance
+        st = {"now": 0.0, "cost": 0.0, "maxend": 0.0, "left": S, "unassigned": S,
+              "missing": int(sum(need))}
+
+        def advance() -> int:
+            """Replay the rule; the step that needs an instance, -1 when done, -2 if stuck."""
+            now = st["now"]
+            while st["left"]:
+                while heap and heap[0][0] <= now:
+                    _, s, i, k = heapq.heappop(heap)
+                    release(i, k)
+                    for t in succ[s]:
+                        indeg[t] -= 1
+                        if not indeg[t]:
+                            heapq.heappush(ready, t)
+                if not ready:
+                    now = heap[0][0]
+                    continue
+                s = ready[0]
+                i = assign[s]
+                if i < 0:
+                    st["now"] = now
+                    return s
+                if not fits(free, i, pairs[s]):
+                    if not heap:
+                        st["now"] = now
+                        return -2
+                    now = heap[0][0]
+                    continue
+                heapq.heappop(ready)
+                for c, d in dem_of[s]:
+                    free[c][i] -= d
+                running[i] += 1
+                e = now + rts[s][i]
+                end[s] = e
+                if e > st["maxend"]:
+                    st["maxend"] = e
+                heapq.heappush(heap, (e, s, i, kind[s]))
+                st["left"] -= 1
+            st["now"] = now
+            return -1
+
+        def idle_of(span: float) -> float:
+            if fixed_idle is not None:
+                return fixed_idle * span
+            return sum(idle_rate[i] for i in range(n) if used[i]) * span
+
+        # Per step, over its options in cost order: the costs, and the running minima of
+        # runtime and (when the idle rate is known) of the price cost − minc + rate × runtime.
+        opt_cost = [[o[1] for o in opts] for opts in options]
+        pre_rt = [list(accumulate((o[2] for o in opts), min)) for opts in options]
+        pre_rt_max = [list(accumulate((o[2] for o in opts), max)) for opts in options]
+        pre_price = None if fixed_idle is None else [
+            list(accumulate((o[1] - minc[s] + fixed_idle * o[2] for o in options[s]), min))
+            for s in range(S)]
+
+        price_all = None if pre_price is None else [pp[-1] for pp in pre_price]
+        tail = [0.0] * S  # per step the longest chain of fastest runtimes after it
+        for s in reversed(order):
+            for t in succ[s]:
+                if minrt[t] + tail[t] > tail[s]:
+                    tail[s] = minrt[t] + tail[t]
+        area_fast = [[(c, d * minrt[s]) for c, d in dem_of[s]] for s in range(S)]
+
+        def node_bound(limit: float, head: int) -> tuple[float, float, list, float]:
+            """(bound, makespan bound, the head step's options left, the time-only bound
+            without the head's cost) of this node.
+
+            Idle is charged at rate R (idle(U)) for the makespan, which is at least every
+            path's length: the bound is the cost so far + each unplaced step's cheapest
+            cost + R × the longest path, where a step on the path may be priced at an
+            option's extra cost + R × its runtime; the time-only bounds (ends so far; per
+            component, and in the second pass per instance, the work over capacity) bound it
+            too. The second pass drops every option whose extra cost alone lifts the
+            time-only bound to ``limit`` or that would end past the deadline, and prices
+            again with the options left.
+            """
+            now, cost0, maxend = st["now"], st["cost"], st["maxend"]
+            rate = fixed_idle if fixed_idle is not None else sum(
+                idle_rate[i] for i in range(n) if used[i])
+            todo = [s for s in order if end[s] < 0]
+            running_work = [(c, i, d * (e - now)) for e, s_, i, _k in heap if e > now
+                            for c, d in dem_of[s_]]
+            at_now = rate * now
+            # pass 1: every option open
+            area = [0.0] * NC
+            for c, _i, w in running_work:
+                area[c] += w
+            fin = end[:]
+            price = [rate * e for e in end]
+            span, top, cheapest = maxend, rate * maxend, 0.0
+            for s in todo:
+                est, pe = now, at_now
+                for p in preds[s]:
+                    if fin[p] > est:
+                        est = fin[p]
+                    if price[p] > pe:
+                        pe = price[p]
+                i = assign[s]
+                if i >= 0:
+                    r = rts[s][i]
+                    g = pe + rate * r
+                    for c, d in dem_of[s]:
+                        area[c] += d * r
+                else:
+                    r = minrt[s]
+                    cheapest += minc[s]
+                    g = pe + (price_all[s] if price_all is not None else min(
+                        o[1] - minc[s] + rate * o[2] for o in options[s]))
+                    for c, w in area_fast[s]:
+                        area[c] += w
+                f = est + r
+                fin[s], price[s] = f, g
+                if f > span:
+                    span = f
+                if g > top:
+                    top = g
+            for c in comps:
+                f = now + area[c] / capsum[c]
+                if f > span:
+                    span = f
+            if span > deadline:
+                return math.inf, span, [], math.inf
+            lb = cost0 + cheapest + max(top, rate * span)
+            if lb >= limit:
+                return lb, span, [], math.inf
+            gap = limit - (cost0 + cheapest + rate * span)  # the time-only bound's room
+            # pass 2: without the options that cannot lead below ``limit``
+            head_opts: list = options[head]
+            head_m = minc[head]
+            area = [0.0] * NC
+            load = [0.0] * (NC * n)
+            for c, i, w in running_work:
+                area[c] += w
+                load[c * n + i] += w
+            fin = end[:]
+            price = [rate * e for e in end]
+            span2, top, cheapest = maxend, rate * maxend, 0.0
+            for s in todo:
+                est, pe = now, at_now
+                for p in preds[s]:
+                    if fin[p] > est:
+                        est = fin[p]
+                    if price[p] > pe:
+                        pe = price[p]
+                i = assign[s]
+                if i >= 0:
+                    r = rts[s][i]
+                    g = pe + rate * r
+                    for c, d in dem_of[s]:
+                        area[c] += d * r
+                        load[c * n + i] += d * r
+                else:
+                    k = bisect_left(opt_cost[s], minc[s] + gap)
+                    if k == 0:
+                        return math.inf, span, [], math.inf
+                    opts = options[s]
+                    if est + pre_rt_max[s][k - 1] <= deadline:
+                        m, r = minc[s], pre_rt[s][k - 1]
+                        g = pe + (pre_price[s][k - 1] if pre_price is not None else min(
+                            o[1] - m + rate * o[2] for o in opts[:k]))
+                    else:  # some options would end past the deadline
+                        opts = [o for o in opts[:k] if est + o[2] <= deadline]
+                        if not opts:
+                            return math.inf, span, [], math.inf
+                        k, m = len(opts), opts[0][1]
+                        r = min(o[2] for o in opts)
+                        g = pe + min(o[1] - m + rate * o[2] for o in opts)
+                    cheapest += m
+                    if s == head:
+                        head_opts, head_m = opts[:k], m
+                    for c, d in dem_of[s]:
+                        area[c] += d * r
+                    if k == 1:  # only one instance can take it
+                        i1 = opts[0][0]
+                        for c, d in dem_of[s]:
+                            load[c * n + i1] += d * r
+                f = est + r
+                fin[s], price[s] = f, g
+                if f > span2:
+                    span2 = f
+                if g > top:
+                    top = g
+            for c in comps:
+                f = now + area[c] / capsum[c]
+                for i in range(n):
+                    w = load[c * n + i]
+                    if w and now + w / cap[c][i] > f:
+                        f = now + w / cap[c][i]
+                if f > span2:
+                    span2 = f
+            span = max(span, span2)
+            if span > deadline:
+                return math.inf, span, [], math.inf
+            lb = max(lb, cost0 + cheapest + max(top, rate * span))
+            return lb, span, head_opts, cost0 + cheapest - head_m
+
+        def leaf() -> None:
+            if st["missing"]:
+                return  # uses fewer of U: that set is searched on its own
+            span = st["maxend"]
+            if span > deadline:
+                return
+            obj = st["cost"] + idle_of(span)
+            if obj < self.incumbent * (1 - 1e-12):
+                self.search.assigned("exact search", np.array(assign, dtype=np.int64))
+                self.incumbent = min(self.incumbent, obj)
+
+        def dfs(depth: int) -> None:
+            self.nodes += 1
+            if self.nodes % _CHECK_EVERY == 0 and time.perf_counter() > self.t_end:
+                raise _Timeout
+            s = advance()
+            if s == -1:
+                leaf()
+                return
+            if s == -2:
+                return
+            limit = self._limit()
+            lb, span, opts, base = node_bound(limit, s)
+            if depth == 0:
+                self.root_bound = min(lb, self.incumbent)
+            if lb >= limit or span > deadline or st["missing"] > st["unassigned"]:
+                return
+            now = st["now"]
+            after = tail[s]  # the head's successors run after it
+            snap = ([col[:] for col in free], running[:], heap[:], ready[:], indeg[:], end[:],
+                    dict(st))
+            rate_span = idle_of(span)
+            for i, c_i, r_i in opts:
+                if base + c_i + rate_span >= limit:
+                    break  # options are in cost order
+                if not used[i] and twin[i] >= 0 and not used[twin[i]]:
+                    continue  # identical instances are first used in index order
+                span_i = max(span, now + r_i + after)
+                extra = idle_rate[i] * span_i if fixed_idle is None and not used[i] else 0.0
+                if span_i > deadline or base + c_i + idle_of(span_i) + extra >= limit:
+                    continue
+                assign[s] = i
+                used[i] += 1
+                st["cost"] += c_i
+                st["unassigned"] -= 1
+                if need[i] and used[i] == 1:
+                    st["missing"] -= 1
+                dfs(depth + 1)
+                limit = self._limit()
+                used[i] -= 1
+                assign[s] = -1
+                for col, saved in zip(free, snap[0], strict=True):
+                    col[:] = saved
+                running[:] = snap[1]
+                heap[:] = snap[2]
+                ready[:] = snap[3]
+                indeg[:] = snap[4]
+                end[:] = snap[5]
+                st.clear()
+                st.update(snap[6])
+
+        dfs(0)

@@ -36,8 +36,10 @@ def _parser() -> argparse.ArgumentParser:
                         "first, earliest finish; heft-energy: critical path first, cheapest)")
     p.add_argument("--start-hour", type=float, default=0.0, metavar="HOUR",
                    help="hour of the instances' intensity_profile at which the run starts")
-    p.add_argument("--shift", action="store_true",
-                   help="delay the workflow within its window to its greenest start")
+    p.add_argument("--shift", nargs="?", const="workflow", default=None,
+                   choices=("workflow", "tasks"),
+                   help="delay the workflow within its window to its greenest start; "
+                        "'tasks': then each task within its slack too")
     p.add_argument("--dataset", metavar="OUT.nc", default=None,
                    help="write the simulated Dataset (NetCDF4) here")
     return p
@@ -87,6 +89,11 @@ def format_summary(result) -> str:
     if "offset_s" in result.info or "start_hour" in result.info:
         out.append(f"starts {number(result.offset_s, ',.0f')} s after t = 0 (t = 0 at hour "
                    f"{result.clock_s / 3600:g} of the intensity profile)")
+    if result.info.get("steps_shifted"):
+        k = result.info["steps_shifted"]
+        out.append(f"{k} task{' waits' if k == 1 else 's wait'} for greener hours (in all "
+                   f"{number(result.info['step_shift_s'], ',.0f')} s): "
+                   f"{number(result.info['step_shift_saved_g'], ',.1f')} gCO2e saved")
     if result.mode == "optimal":
         info = result.info
         out.append(f"optimal: objective {info.get('objective')}, solver {info.get('solver')}, "
@@ -119,7 +126,8 @@ def simulate_main(argv: list[str] | None = None) -> int:
         workflow = Workflow.from_json(args.tasks)
         result = env.run(workflow, args.mode, deadline_s=args.deadline,
                          objective=args.objective, algorithm=args.algorithm,
-                         start_hour=args.start_hour, shift=args.shift)
+                         start_hour=args.start_hour,
+                         shift={None: False, "workflow": True}.get(args.shift, args.shift))
     except (CliError, SimulationInputError) as exc:
         print(f"energykernel simulate: error: {exc}", file=sys.stderr)
         return 2

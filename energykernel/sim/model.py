@@ -297,7 +297,7 @@ class ComputeEnvironment:
             deadline_s: float | None = None, objective: str = "auto",
             products: Iterable[Any] = (), idle_aware: bool = False,
             algorithm: str = "greedy", start_hour: float = 0.0,
-            shift: bool = False) -> SimulationResult:
+            shift: bool | str = False) -> SimulationResult:
         """Simulate ``workflow`` here: ``mode`` is ``monitor``, ``optimize`` or ``optimal``.
 
         ``deadline_s`` (optimal only) bounds the makespan; ``objective`` (optimal only) is
@@ -308,7 +308,8 @@ class ComputeEnvironment:
         (optimize only): ``greedy`` (DESIGN §5), ``heft`` or ``heft-energy``
         (:mod:`.heft`). ``start_hour``: where t = 0 falls on the instances' hourly
         ``intensity_profile`` clock; ``shift``: delay the workflow, within its window, to
-        the greenest start (:mod:`.timing`; optimal always may). Each
+        the greenest start (:mod:`.timing`; optimal always may), and with ``"tasks"`` then
+        single steps within their slack (:mod:`.shift`). Each
         :class:`~energykernel.sim.DataProduct` in ``products`` records the result.
         """
         from .schedule import simulate

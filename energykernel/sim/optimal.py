@@ -71,9 +71,11 @@ class _Search:
         self.evaluations = 0
         self.exact_bound = 0.0  # the exact search's lower bound, where it ran
 
-    def objective(self, r: SimulationResult) -> float:
+    def objective(self, r: SimulationResult, place: bool = True) -> float:
+        """``r``'s objective; with profiles, at its greenest start (``place``) or as placed."""
         if self.varying:
-            self.timing.place(r, shift=True)
+            if place:
+                self.timing.place(r, shift=True)
             return float(r.instance_emissions_g[r.used].sum())
         per_inst = r.instance_energy_j.sum(axis=1) + r._idle
         return float((per_inst * self.weight).sum())
@@ -237,8 +239,11 @@ def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "a
     obj, result, label = search.best
     if search.varying:  # the search's weights are the profiles' means: no proof of the integral
         proven = False
+        if timing.shift == "tasks":  # then single steps wait for greener hours too
+            timing.place(result, prob=prob)
+            obj = search.objective(result, place=False)
     else:
-        timing.place(result)
+        timing.place(result, prob=prob)
         bound = obj if proven else max(lower_bound(prob, weight, deadline_s),
                                        min(search.exact_bound, obj))
         result.info["lower_bound"] = bound

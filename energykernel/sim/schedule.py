@@ -324,7 +324,7 @@ def simulate(env: ComputeEnvironment, workflow: Workflow, mode: str, *,
         else:
             inst, start, end = schedule_for(prob, mode, algorithm, idle_aware)
             result = SimulationResult.build(prob, mode, inst, start, end)
-            timing.place(result)
+            timing.place(result, prob=prob)
         if algorithm != "greedy":
             result.info["algorithm"] = algorithm
         check_finite(prob, result)

@@ -7,7 +7,8 @@ clock (hour 0 of a shipped profile is midnight). The workflow's window
 ``deadline_s``. With ``shift`` (and always in ``optimal``) the whole schedule is delayed,
 within ``[start_after_s, deadline_s − makespan]`` — without a deadline, up to
 :data:`SHIFT_HORIZON_S` (a day) — to the start whose ``∫ power × intensity(t) dt`` is least
-("Let's Wait Awhile", Wiesner et al., 2021). Carbon as a function of the delay is piecewise
+("Let's Wait Awhile", Wiesner et al., 2021); with ``shift="tasks"`` single steps may then
+wait too, within their slack (:mod:`.shift`). Carbon as a function of the delay is piecewise
 linear, so its minimum lies where a step's start or end (or the idle span's) crosses a
 profile step: those delays are tried exactly when there are few, else a grid of a quarter
 of the profile's step.
@@ -21,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.units import J_PER_KWH, S_PER_HOUR
+from ..core.units import J_PER_KWH, S_PER_HOUR, short_repr
 from .model import MAX_VALUE, SimulationInputError, _number
 
 if TYPE_CHECKING:
     from .model import Workflow
     from .result import SimulationResult
+    from .schedule import Problem
 
 SHIFT_HORIZON_S = 86_400.0
 _WORK = 20_000_000  # candidate delays × step boundaries evaluated at most
@@ -34,19 +36,21 @@ _WORK = 20_000_000  # candidate delays × step boundaries evaluated at most
 
 @dataclass(frozen=True)
 class Timing:
-    """``start_hour`` (h on the profile clock), the window (s from t = 0), ``shift``."""
+    """``start_hour`` (h on the profile clock), the window (s from t = 0), ``shift``
+    (False; True: the whole schedule; ``"tasks"``: that, then single steps, :mod:`.shift`)."""
 
     start_hour: float = 0.0
     start_after_s: float = 0.0
     deadline_s: float | None = None
-    shift: bool = False
+    shift: bool | str = False
 
     @classmethod
     def of(cls, workflow: Workflow, start_hour: Any = 0.0, shift: Any = False) -> Timing:
         hour = _number(start_hour, "start_hour", minimum=-MAX_VALUE / S_PER_HOUR,
                        maximum=MAX_VALUE / S_PER_HOUR)
-        if not isinstance(shift, bool):
-            raise SimulationInputError(f"shift: must be True or False, got {shift!r}")
+        if not (isinstance(shift, bool) or shift == "tasks"):
+            raise SimulationInputError(
+                f"shift: must be True, False or 'tasks', got {short_repr(shift)}")
         return cls(hour, workflow.start_after_s, workflow.deadline_s, shift)
 
     @property
@@ -64,8 +68,10 @@ class Timing:
         return (self.deadline_s is None
                 or self.start_after_s + makespan_s <= self.deadline_s * (1 + 1e-9))
 
-    def place(self, result: SimulationResult, shift: bool | None = None) -> None:
-        """Set ``result``'s clock and offset (the greenest start with ``shift``)."""
+    def place(self, result: SimulationResult, shift: bool | str | None = None,
+              prob: Problem | None = None) -> None:
+        """Set ``result``'s clock and offset (the greenest start with ``shift``; with
+        ``"tasks"`` and ``prob``, then each step's greenest start in its slack)."""
         shift = self.shift if shift is None else shift
         result.clock_s = self.clock_s
         offset = self.start_after_s
@@ -79,6 +85,10 @@ class Timing:
             info["offset_s"] = offset
         if shift:
             info["shift_s"] = offset - self.start_after_s
+        if shift == "tasks" and prob is not None:
+            from .shift import shift_steps
+
+            info.update(shift_steps(result, prob))
         if self.deadline_s is not None:
             info["deadline_met"] = bool(offset + result.makespan_s
                                         <= self.deadline_s * (1 + 1e-9))

@@ -13,8 +13,7 @@ import itertools
 import numpy as np
 import pytest
 
-from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow
-from energykernel.sim import exact
+from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow, exact
 from energykernel.sim.optimal import solve
 from energykernel.sim.result import SimulationResult
 from energykernel.sim.schedule import compile_problem, run_schedule

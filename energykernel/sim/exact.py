@@ -103,18 +103,22 @@ class BranchAndBound:
         cap = np.array(prob.cap).T
         dom = np.zeros((n, n), dtype=bool)
         twin = [-1] * n
-        for b in range(n):
-            for a in range(n):
-                if a == b or not (np.array_equal(cap[a], cap[b]) and np.array_equal(
-                        prob.has[a], prob.has[b]) and prob.speed[a] == prob.speed[b]
-                        and self.idle_rate[a] == self.idle_rate[b]):
-                    continue
-                if np.array_equal(rate[a], rate[b]):
-                    dom[a, b] = a < b
-                    if a < b:
-                        twin[b] = a
-                else:
-                    dom[a, b] = bool((rate[a] <= rate[b]).all())
+        groups: dict[tuple, list[int]] = {}
+        for i in range(n):
+            key = (tuple(cap[i]), tuple(prob.has[i]), prob.speed[i], self.idle_rate[i])
+            groups.setdefault(key, []).append(i)
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            g = np.asarray(members)
+            r = rate[g]  # (k, NC)
+            no_dearer = (r[:, None, :] <= r[None, :, :]).all(axis=2)  # [a, b]: a ≤ b
+            same = (r[:, None, :] == r[None, :, :]).all(axis=2)
+            lower = g[:, None] < g[None, :]
+            dom[np.ix_(g, g)] = no_dearer & (~same | lower)
+            for jb, b in enumerate(members):
+                earlier = [a for ja, a in enumerate(members) if a < b and same[ja, jb]]
+                twin[b] = earlier[-1] if earlier else -1
         return dom, twin
 
     def _sets(self) -> list[tuple[float, np.ndarray, np.ndarray | None]]:

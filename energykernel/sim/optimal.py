@@ -133,9 +133,13 @@ def _cheapest(prob: Problem, weight: np.ndarray, deadline_s: float | None,
 
 
 def lower_bound(prob: Problem, weight: np.ndarray, deadline_s: float | None = None) -> float:
-    """A bound no schedule beats: each step on its cheapest feasible instance, plus the
-    least idle rate (of an instance some step can use) over the shortest possible makespan
-    (the longest chain at each step's fastest feasible runtime). 0 if none is known."""
+    """A bound no schedule beats: each step on its cheapest feasible instance, plus idle —
+    at least the least idle rate (of an instance some step can use) over the shortest
+    possible makespan (the longest chain at each step's fastest feasible runtime), and at
+    least what the used instances idle while they provide the capacity-seconds the work
+    needs (per component, each step's least demand × runtime): an LP over each instance's
+    idle time z_i ≤ makespan (≤ the deadline), Σ_i capacity_ic z_i ≥ work_c. 0 if none is
+    known."""
     steps = np.asarray(prob.steps)
     if not len(steps):
         return 0.0
@@ -153,8 +157,30 @@ def lower_bound(prob: Problem, weight: np.ndarray, deadline_s: float | None = No
     idle = prob.idle_w * prob.pue * weight
     usable = ok.any(axis=0)
     least_idle = float(idle[usable].min()) if usable.any() else 0.0
-    out = task_part + least_idle * max(fin)
+    out = task_part + max(least_idle * max(fin), _idle_for_work(prob, idle, ok, deadline_s))
     return out if np.isfinite(out) else 0.0
+
+
+def _idle_for_work(prob: Problem, idle: np.ndarray, ok: np.ndarray,
+                   deadline_s: float | None) -> float:
+    """The LP of :func:`lower_bound`'s idle for the capacity the work needs (0 if it fails)."""
+    from scipy.optimize import linprog
+
+    count = np.bincount(np.asarray(prob.steps), minlength=len(prob.tasks))
+    runtime = np.where(ok, prob.duration_s[:, None] / prob.speed[None, :], np.inf)  # (K, n)
+    cap = np.array(prob.cap).T  # (n, NC)
+    work = np.zeros(cap.shape[1])
+    for c in range(cap.shape[1]):
+        d = prob.demand[:, c]
+        if (d > 0).any():
+            least = (d[d > 0, None] * runtime[d > 0]).min(axis=1)
+            work[c] = float((least * count[d > 0]).sum())
+    comps = np.flatnonzero(work > 0)
+    if not len(comps) or not (idle > 0).any() or not np.isfinite(work).all():
+        return 0.0
+    res = linprog(idle, A_ub=-cap[:, comps].T, b_ub=-work[comps],
+                  bounds=(0, deadline_s), method="highs")
+    return float(res.fun) if res.status == 0 and np.isfinite(res.fun) else 0.0
 
 
 def _heuristic(prob: Problem, search: _Search, weight: np.ndarray) -> None:

@@ -154,3 +154,28 @@ def test_exact_search_alone_finds_the_optimum(seed, monkeypatch):
     deadline = env.run(wf, "optimize").makespan_s
     r = solve(prob, objective="energy", deadline_s=deadline)
     assert r.energy_j == pytest.approx(brute_force(prob, deadline), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_heuristics_lower_bound_is_below_every_schedule(seed):
+    from energykernel.sim.optimal import _weights, lower_bound
+
+    env, wf = random_case(np.random.default_rng(400 + seed))
+    prob = compile_problem(env, wf)
+    _, weight = _weights(prob, "energy")
+    assert lower_bound(prob, weight) <= brute_force(prob) * (1 + 1e-9)
+    d = env.run(wf, "optimize").makespan_s
+    assert lower_bound(prob, weight, d) <= brute_force(prob, d) * (1 + 1e-9)
+
+
+def test_idle_for_the_work_lifts_the_bound():
+    # 10 steps of 100 s on 4 cores each, one 4-core instance idling at 10 W: the chain bound
+    # sees 100 s of idle (1 kJ); the work needs 4,000 core-s = 1,000 s of the instance.
+    env = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(4, 1.0)}, idle_power_w=10)])
+    wf = Workflow([Task(f"t{k}", 100, {"cpu": 4}) for k in range(10)])
+    from energykernel.sim.optimal import _weights, lower_bound
+
+    prob = compile_problem(env, wf)
+    _, weight = _weights(prob, "energy")
+    assert lower_bound(prob, weight) == pytest.approx(4000 + 10 * 1000)
+    assert env.run(wf, "optimal").energy_j == pytest.approx(4000 + 10 * 1000)

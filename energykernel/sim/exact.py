@@ -289,13 +289,87 @@ class BranchAndBound:
             list(accumulate((o[1] - minc[s] + fixed_idle * o[2] for o in options[s]), min))
             for s in range(S)]
 
-        price_all = None if pre_price is None else [pp[-1] for pp in pre_price]
         tail = [0.0] * S  # per step the longest chain of fastest runtimes after it
         for s in reversed(order):
             for t in succ[s]:
                 if minrt[t] + tail[t] > tail[s]:
                     tail[s] = minrt[t] + tail[t]
-        area_fast = [[(c, d * minrt[s]) for c, d in dem_of[s]] for s in range(S)]
+
+        def walk(now: float, rate: float, gap: float, head: int, todo: list[int],
+                 running_work: list[tuple[int, int, float]]) -> tuple | None:
+            """One pass of :func:`node_bound` with the options dearer than each step's
+            cheapest by less than ``gap`` (and ending by the deadline): (Σ cheapest cost,
+            makespan bound, longest path of prices, the head's options and cheapest cost);
+            None when some step has no option left. With a finite ``gap`` the work only one
+            instance can take bounds the makespan too."""
+            area = [0.0] * NC
+            load = [0.0] * (NC * n) if gap < math.inf else None
+            for c, i, w in running_work:
+                area[c] += w
+                if load is not None:
+                    load[c * n + i] += w
+            fin = end[:]
+            price = [rate * e for e in end]
+            maxend = st["maxend"]
+            span, top, cheapest = maxend, rate * maxend, 0.0
+            head_opts, head_m = options[head], minc[head]
+            at_now = rate * now
+            for s in todo:
+                est, pe = now, at_now
+                for p in preds[s]:
+                    if fin[p] > est:
+                        est = fin[p]
+                    if price[p] > pe:
+                        pe = price[p]
+                i = assign[s]
+                if i >= 0:  # it heads the queue with an instance and waits for it
+                    r = rts[s][i]
+                    g = pe + rate * r
+                    for c, d in dem_of[s]:
+                        area[c] += d * r
+                        if load is not None:
+                            load[c * n + i] += d * r
+                else:
+                    k = bisect_left(opt_cost[s], minc[s] + gap)
+                    if k == 0:
+                        return None
+                    opts = options[s]
+                    if est + pre_rt_max[s][k - 1] <= deadline:
+                        m, r = minc[s], pre_rt[s][k - 1]
+                        g = pe + (pre_price[s][k - 1] if pre_price is not None else min(
+                            o[1] - m + rate * o[2] for o in opts[:k]))
+                    else:  # some options would end past the deadline
+                        opts = [o for o in opts[:k] if est + o[2] <= deadline]
+                        if not opts:
+                            return None
+                        k, m = len(opts), opts[0][1]
+                        r = min(o[2] for o in opts)
+                        g = pe + min(o[1] - m + rate * o[2] for o in opts)
+                    cheapest += m
+                    if s == head:
+                        head_opts, head_m = opts[:k], m
+                    for c, d in dem_of[s]:
+                        area[c] += d * r
+                    if k == 1 and load is not None:  # only one instance can take it
+                        i1 = opts[0][0]
+                        for c, d in dem_of[s]:
+                            load[c * n + i1] += d * r
+                f = est + r
+                fin[s], price[s] = f, g
+                if f > span:
+                    span = f
+                if g > top:
+                    top = g
+            for c in comps:
+                f = now + area[c] / capsum[c]
+                if load is not None:
+                    for i in range(n):
+                        w = load[c * n + i]
+                        if w and now + w / cap[c][i] > f:
+                            f = now + w / cap[c][i]
+                if f > span:
+                    span = f
+            return cheapest, span, top, head_opts, head_m
 
         def node_bound(limit: float, head: int) -> tuple[float, float, list, float]:
             """(bound, makespan bound, the head step's options left, the time-only bound
@@ -307,128 +381,30 @@ class BranchAndBound:
             option's extra cost + R × its runtime; the time-only bounds (ends so far; per
             component, and in the second pass per instance, the work over capacity) bound it
             too. The second pass drops every option whose extra cost alone lifts the
-            time-only bound to ``limit`` or that would end past the deadline, and prices
-            again with the options left.
+            time-only bound to ``limit`` and prices again with the options left.
             """
-            now, cost0, maxend = st["now"], st["cost"], st["maxend"]
+            now, cost0 = st["now"], st["cost"]
             rate = fixed_idle if fixed_idle is not None else sum(
                 idle_rate[i] for i in range(n) if used[i])
             todo = [s for s in order if end[s] < 0]
             running_work = [(c, i, d * (e - now)) for e, s_, i, _k in heap if e > now
                             for c, d in dem_of[s_]]
-            at_now = rate * now
-            # pass 1: every option open
-            area = [0.0] * NC
-            for c, _i, w in running_work:
-                area[c] += w
-            fin = end[:]
-            price = [rate * e for e in end]
-            span, top, cheapest = maxend, rate * maxend, 0.0
-            for s in todo:
-                est, pe = now, at_now
-                for p in preds[s]:
-                    if fin[p] > est:
-                        est = fin[p]
-                    if price[p] > pe:
-                        pe = price[p]
-                i = assign[s]
-                if i >= 0:
-                    r = rts[s][i]
-                    g = pe + rate * r
-                    for c, d in dem_of[s]:
-                        area[c] += d * r
-                else:
-                    r = minrt[s]
-                    cheapest += minc[s]
-                    g = pe + (price_all[s] if price_all is not None else min(
-                        o[1] - minc[s] + rate * o[2] for o in options[s]))
-                    for c, w in area_fast[s]:
-                        area[c] += w
-                f = est + r
-                fin[s], price[s] = f, g
-                if f > span:
-                    span = f
-                if g > top:
-                    top = g
-            for c in comps:
-                f = now + area[c] / capsum[c]
-                if f > span:
-                    span = f
-            if span > deadline:
-                return math.inf, span, [], math.inf
-            lb = cost0 + cheapest + max(top, rate * span)
-            if lb >= limit:
-                return lb, span, [], math.inf
-            gap = limit - (cost0 + cheapest + rate * span)  # the time-only bound's room
-            # pass 2: without the options that cannot lead below ``limit``
-            head_opts: list = options[head]
-            head_m = minc[head]
-            area = [0.0] * NC
-            load = [0.0] * (NC * n)
-            for c, i, w in running_work:
-                area[c] += w
-                load[c * n + i] += w
-            fin = end[:]
-            price = [rate * e for e in end]
-            span2, top, cheapest = maxend, rate * maxend, 0.0
-            for s in todo:
-                est, pe = now, at_now
-                for p in preds[s]:
-                    if fin[p] > est:
-                        est = fin[p]
-                    if price[p] > pe:
-                        pe = price[p]
-                i = assign[s]
-                if i >= 0:
-                    r = rts[s][i]
-                    g = pe + rate * r
-                    for c, d in dem_of[s]:
-                        area[c] += d * r
-                        load[c * n + i] += d * r
-                else:
-                    k = bisect_left(opt_cost[s], minc[s] + gap)
-                    if k == 0:
-                        return math.inf, span, [], math.inf
-                    opts = options[s]
-                    if est + pre_rt_max[s][k - 1] <= deadline:
-                        m, r = minc[s], pre_rt[s][k - 1]
-                        g = pe + (pre_price[s][k - 1] if pre_price is not None else min(
-                            o[1] - m + rate * o[2] for o in opts[:k]))
-                    else:  # some options would end past the deadline
-                        opts = [o for o in opts[:k] if est + o[2] <= deadline]
-                        if not opts:
-                            return math.inf, span, [], math.inf
-                        k, m = len(opts), opts[0][1]
-                        r = min(o[2] for o in opts)
-                        g = pe + min(o[1] - m + rate * o[2] for o in opts)
-                    cheapest += m
-                    if s == head:
-                        head_opts, head_m = opts[:k], m
-                    for c, d in dem_of[s]:
-                        area[c] += d * r
-                    if k == 1:  # only one instance can take it
-                        i1 = opts[0][0]
-                        for c, d in dem_of[s]:
-                            load[c * n + i1] += d * r
-                f = est + r
-                fin[s], price[s] = f, g
-                if f > span2:
-                    span2 = f
-                if g > top:
-                    top = g
-            for c in comps:
-                f = now + area[c] / capsum[c]
-                for i in range(n):
-                    w = load[c * n + i]
-                    if w and now + w / cap[c][i] > f:
-                        f = now + w / cap[c][i]
-                if f > span2:
-                    span2 = f
-            span = max(span, span2)
-            if span > deadline:
-                return math.inf, span, [], math.inf
-            lb = max(lb, cost0 + cheapest + max(top, rate * span))
-            return lb, span, head_opts, cost0 + cheapest - head_m
+            lb, span, gap = -math.inf, 0.0, math.inf
+            out: tuple = ([], math.inf)
+            for _ in range(2):
+                got = walk(now, rate, gap, head, todo, running_work)
+                if got is None:
+                    return math.inf, math.inf, [], math.inf
+                cheapest, span_k, top, head_opts, head_m = got
+                span = max(span, span_k)
+                if span > deadline:
+                    return math.inf, span, [], math.inf
+                lb = max(lb, cost0 + cheapest + max(top, rate * span))
+                if lb >= limit:
+                    return lb, span, [], math.inf
+                out = (head_opts, cost0 + cheapest - head_m)
+                gap = limit - (cost0 + cheapest + rate * span)  # the time-only bound's room
+            return lb, span, out[0], out[1]
 
         def leaf() -> None:
             if st["missing"]:

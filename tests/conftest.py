@@ -46,14 +46,56 @@ def estimate_only(monkeypatch):
 
 _LAST = ("tests/browser/", "tests/binder/")
 
+# Modules whose tests share no fixture wider than a test (each starts its own kernels or
+# subprocesses): under pytest-xdist their tests are spread over the workers one by one.
+_SPREAD = (
+    "tests/test_notebooks_execute.py",
+    "tests/jupyter/test_nb_transparency.py",
+    "tests/jupyter/test_nb_cli.py",
+)
+
+
+def _work_unit(nodeid: str) -> str:
+    """What pytest-xdist gives one worker to run in order, as a serial run would.
+
+    A whole end-to-end suite (one JupyterLab server and its screenshots; one Binder
+    environment and its wheelhouse), a test of a ``_SPREAD`` module, else a module (its
+    module-scoped kernel, shell or cluster set up once, its tests in file order).
+    """
+    path = nodeid.split("::")[0]
+    suite = next((prefix for prefix in _LAST if path.startswith(prefix)), None)
+    if suite is not None:
+        return suite
+    return nodeid if path in _SPREAD else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``-n N`` (pyproject's addopts): work units from ``_work_unit``, handed out in the
+    workers' collection order (the long end-to-end suites first), not by size."""
+    if config.getoption("dist") != "load":  # an explicit --dist other than the default
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class _Scheduler(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the collection order below
+    return _Scheduler(config, log)
+
 
 def pytest_collection_modifyitems(config, items):
-    """Run the slow end-to-end suites (real browser, Binder environment) last."""
+    """Run the slow end-to-end suites (real browser, Binder environment) last; on a
+    pytest-xdist worker, first, so that they start while the other workers run the rest."""
     def slow_rank(item) -> int:
         path = item.nodeid
         return next((k + 1 for k, prefix in enumerate(_LAST) if path.startswith(prefix)), 0)
 
-    items.sort(key=slow_rank)  # stable: keeps the usual order within each group
+    if hasattr(config, "workerinput"):  # an xdist worker: Binder's, the browser's, the rest
+        items.sort(key=lambda item: -slow_rank(item))
+    else:
+        items.sort(key=slow_rank)  # stable: keeps the usual order within each group
 
 
 @pytest.fixture

@@ -162,6 +162,17 @@ def combine_terms(terms: Iterable[BoundTerms]) -> BoundTerms | None:
                       source="; ".join(t.source for t in terms if t.source))
 
 
+def cap_to_model(energy_j: dict[str, float], terms: Mapping[str, BoundTerms],
+                 duration_s: float) -> None:
+    """Clamp, in place, each component whose model has a cap to ``cap_w × duration``: a
+    cumulative estimate read across a short window can take in a whole clock tick of busy
+    time (``/proc/stat`` counts in ticks) that mostly fell outside it."""
+    for comp, joules in energy_j.items():
+        term = terms.get(comp)
+        if term is not None and term.cap_w is not None:
+            energy_j[comp] = min(joules, term.cap_w * duration_s)
+
+
 def energy_bounds(energy_j: Mapping[str, float], terms: Mapping[str, BoundTerms],
                   duration_s: float) -> dict[str, list[float]]:
     """``[lo, hi]`` in J per component: where the true energy of the window lies, given

@@ -21,6 +21,7 @@ from typing import Any, TypeVar, overload
 from . import _proc, gpushare
 from . import idle as _idle
 from .accounting import (
+    cap_to_model,
     device_delta,
     energy_bounds,
     process_share,
@@ -211,6 +212,7 @@ class Window:
         delta = device_delta(read0, read1, engine.window_keep)
         components = self._components if self._components is not None else engine.components
         energy, method = engine.account(delta, components)
+        cap_to_model(energy, engine.bounds, duration)
         record: RunRecord = {
             "id": self._id,
             "task": self.task,

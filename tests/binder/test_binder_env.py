@@ -118,8 +118,13 @@ def _fill(pip: Path, wheelhouse: Path, args: list, env: dict[str, str]) -> bool:
 
 
 def _install(pip: Path, wheelhouse: Path, args: list, env: dict[str, str]) -> None:
-    """``pip install ARGS`` offline from the wheelhouse, filled first where it lacks a wheel."""
-    offline = [pip, "install", "--no-index", "--find-links", wheelhouse, *args]
+    """``pip install ARGS`` offline from the wheelhouse, filled first where it lacks a wheel.
+
+    ``--no-compile``: the packages' files as pip installs them, less the ahead-of-time
+    bytecode of thousands of modules (torch's, sympy's, pandas' and scipy's mostly) that
+    no notebook imports; Python compiles those the notebooks import when they import them.
+    """
+    offline = [pip, "install", "--no-index", "--no-compile", "--find-links", wheelhouse, *args]
     if _run(offline, env=env, check=False).returncode != 0:
         _run([pip, "wheel", "--find-links", wheelhouse, "--wheel-dir", wheelhouse, *args],
              env=env, timeout=900)

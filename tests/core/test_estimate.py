@@ -41,6 +41,28 @@ def test_idle_power_is_counted_in_an_empty_window(estimate_only):
     assert lo == 0.0 and hi > m.result.energy_j["cpu"]  # below one CPU tick: "< hi"
 
 
+def test_a_tick_inside_a_short_window_stays_within_the_model(estimate_only, monkeypatch):
+    # /proc/stat counts busy time in ticks: one tick of every CPU can land inside a window
+    # of a few µs. The estimate never exceeds the model's cap × duration, and stays within
+    # its own bounds.
+    from energykernel.core import _proc
+
+    real = _proc.machine_cpu_busy_s
+    tick = [0.0]
+
+    def ticking() -> float:
+        return real() + tick[0]
+
+    monkeypatch.setattr(_proc, "machine_cpu_busy_s", ticking)
+    with ek.measure("tick") as m:
+        tick[0] = 2 * 0.01 * (_proc.os.cpu_count() or 1)  # a 10 ms tick of every CPU, twice
+    r = m.result
+    model = EstimateBackend().cpu_model()
+    lo, hi = r.energy_bounds_j["cpu"]
+    assert lo <= r.energy_j["cpu"] <= hi <= model.cap_w * r.duration_s * (1 + 1e-9)
+    assert r.device_energy_j["cpu:estimate"] > hi  # the raw reading keeps the tick
+
+
 def test_configured_tdp_is_used(estimate_only):
     ek.configure(cpu_tdp_w=200.0)
     model = EstimateBackend().cpu_model()

@@ -6,6 +6,8 @@ line joins the end of each predecessor to the start of the step that waited for 
 :data:`MAX_ARROWS` of them), and a dotted line on the step's row marks the time it was
 ready but waited for an instance. Built on
 ``matplotlib.figure.Figure`` (never pyplot), imported when a chart is drawn.
+:class:`GanttChart` redraws one figure for each new result (live views: the simulator
+widget), the same picture as :func:`gantt_figure` in about half the time.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def _band_heights(count: np.ndarray) -> np.ndarray:
     return np.minimum(count, _MAX_LANES_DRAWN) * 0.5 + 0.5
 
 
-def _rects(ax: Axes, x: Any, y: Any, width: Any, height: Any, colours: list[Any],
+def _rects(ax: Axes, x: Any, y: Any, width: Any, height: Any, colours: Any,
            **kwargs: Any) -> None:
     """Axis-aligned rectangles as one PolyCollection (far cheaper than one patch each)."""
     from matplotlib.collections import PolyCollection
@@ -53,8 +55,9 @@ def _rects(ax: Axes, x: Any, y: Any, width: Any, height: Any, colours: list[Any]
                                                 for v in (x, y, width, height)))
     if not x.size:
         return
-    verts = np.stack([np.stack([x, y], -1), np.stack([x + width, y], -1),
-                      np.stack([x + width, y + height], -1), np.stack([x, y + height], -1)], 1)
+    verts: Any = np.stack([np.stack([x, y], -1), np.stack([x + width, y], -1),
+                           np.stack([x + width, y + height], -1),
+                           np.stack([x, y + height], -1)], 1)
     ax.add_collection(PolyCollection(verts, facecolors=colours, **kwargs), autolim=False)
 
 
@@ -65,11 +68,13 @@ def gantt(result: SimulationResult, ax: Axes | None = None,
     ``lane_info``: ``(lane per step, lanes per instance)`` when already computed.
     """
     fig, ax = _axes(ax, (9, 1.5 + 0.5 * len(result.instances)))
+    from matplotlib.colors import to_rgba_array
     from matplotlib.patches import Patch
 
     lane, count = _lanes(result, lane_info)
     names = list(dict.fromkeys(result.task_names))
-    colours = {n: f"C{k % 10}" for k, n in enumerate(names)}
+    cycle = to_rgba_array([f"C{k}" for k in range(10)])  # "Cn" once each, not once a bar
+    colours = {n: cycle[k % 10] for k, n in enumerate(names)}
     heights = _band_heights(count)
     bottoms = np.concatenate([[0.0], np.cumsum(heights + 0.3)[:-1]])
     assign = np.asarray(result.assignment, dtype=int)
@@ -79,7 +84,8 @@ def gantt(result: SimulationResult, ax: Axes | None = None,
     h = heights[assign] / count[assign]
     _rects(ax, result.start_s, bottoms[assign] + (lane + 0.05) * h,
            result.end_s - result.start_s, 0.9 * h,
-           [colours[n] for n in result.task_names], edgecolor="white", linewidth=0.5)
+           np.array([colours[n] for n in result.task_names]).reshape(-1, 4),
+           edgecolor="white", linewidth=0.5)
     extra = _dependencies(ax, result, bottoms[assign] + (lane + 0.5) * h, 0.9 * h)
     ax.set_yticks(bottoms + heights / 2, result.instances)
     ax.set_ylim(float(bottoms[-1] + heights[-1] + 0.3) if len(bottoms) else 1, -0.3)  # 1st on top
@@ -139,7 +145,8 @@ def _dependencies(ax: Axes, result: SimulationResult, y: np.ndarray, h: np.ndarr
     waited = np.flatnonzero(np.isfinite(ready) & (start > ready + tol))
     if waited.size:  # along the lower edge of the waiting step's row
         yw = y[waited] + 0.45 * h[waited]
-        segs = np.stack([np.stack([ready[waited], yw], -1), np.stack([start[waited], yw], -1)], 1)
+        segs: Any = np.stack([np.stack([ready[waited], yw], -1),
+                              np.stack([start[waited], yw], -1)], 1)
         ax.add_collection(LineCollection(segs, colors=grey, linewidths=1.5, linestyles=":",
                                          zorder=3), autolim=False)
         out.append((Line2D([], [], color=grey, linestyle=":", linewidth=1.5),
@@ -175,14 +182,36 @@ def _clock(ax: Axes, result: SimulationResult) -> str:
     for e, v in zip(edges.tolist(), level.tolist(), strict=True):
         ax.axvspan(e - t0, e + res - t0, color=(0.55, 0.35, 0.1), alpha=0.04 + 0.16 * v,
                    linewidth=0, zorder=0)
-    top = ax.secondary_xaxis("top", functions=(lambda x: (x + t0) / 3600.0,
-                                               lambda h: h * 3600.0 - t0))
+
+    def to_hours(x: Any) -> Any:
+        return (x + t0) / 3600.0
+
+    def from_hours(h: Any) -> Any:
+        return h * 3600.0 - t0
+
+    top = ax.secondary_xaxis("top", functions=(to_hours, from_hours))
     hours_span = span / 3600.0
     step = next((s for s in (0.25, 0.5, 1, 2, 3, 6, 12, 24) if hours_span / s <= 10), 48)
     top.xaxis.set_major_locator(MultipleLocator(step))
     top.xaxis.set_major_formatter(FuncFormatter(lambda h, _pos: hhmm(h)))
     top.tick_params(labelsize="x-small", colors="0.35")
     return f", from {hhmm(t0 / 3600.0)} on {prof.label()} (shaded: gCO2e/kWh)"
+
+
+def _figure_layout(result: SimulationResult, lane_info: Lanes
+                   ) -> tuple[tuple[float, float], tuple[float, float, float, float]]:
+    """``(figure size in inches, axes rectangle in figure fractions)`` for ``result``:
+    bands, instance names and task legend; margins set by hand (no tight-layout pass)."""
+    gantt_h = min(6.0, 0.6 + 0.3 * float((_band_heights(lane_info[1]) + 0.3).sum()))  # in
+    n_names = len(set(result.task_names)) + (2 if result.predecessors else 0)  # + dependencies
+    legend_h = 0.1 + 0.2 * math.ceil(n_names / 4) if n_names <= LEGEND_MAX_TASKS + 2 else 0.0
+    top = 0.6 if _clock_profile(result) is not None else 0.35  # title (and clock axis)
+    foot = 0.55 + legend_h  # x label and the task legend
+    height = top + gantt_h + foot
+    width = 9.5
+    left = 0.3 + 0.085 * max((len(n) for n in result.instances), default=4)
+    return (width, height), (left / width, foot / height, 1 - (left + 0.15) / width,
+                             gantt_h / height)
 
 
 def gantt_figure(result: SimulationResult, lane_info: Lanes | None = None) -> Figure:
@@ -192,16 +221,65 @@ def gantt_figure(result: SimulationResult, lane_info: Lanes | None = None) -> Fi
 
     _register_ipython_formatter()
     lane_info = _lanes(result, lane_info)
-    gantt_h = min(6.0, 0.6 + 0.3 * float((_band_heights(lane_info[1]) + 0.3).sum()))  # in
-    n_names = len(set(result.task_names)) + (2 if result.predecessors else 0)  # + dependencies
-    legend_h = 0.1 + 0.2 * math.ceil(n_names / 4) if n_names <= LEGEND_MAX_TASKS + 2 else 0.0
-    top = 0.6 if _clock_profile(result) is not None else 0.35  # title (and clock axis)
-    foot = 0.55 + legend_h  # x label and the task legend
-    height = top + gantt_h + foot
-    width = 9.5
-    left = 0.3 + 0.085 * max((len(n) for n in result.instances), default=4)
-    fig = Figure(figsize=(width, height))
-    ax = fig.add_axes((left / width, foot / height, 1 - (left + 0.15) / width,
-                       gantt_h / height))
+    size, rect = _figure_layout(result, lane_info)
+    fig = Figure(figsize=size)
+    ax = fig.add_axes(rect)
     gantt(result, ax, lane_info)
     return fig
+
+
+class GanttChart:
+    """One Gantt figure redrawn for each new result, for live views (the simulator widget).
+
+    :meth:`png` draws ``result`` as :func:`gantt_figure` would — the same picture — into a
+    Figure and Axes kept between calls: what the last chart added is removed, the figure
+    resized, and the axes' tick artists (the costliest part of a fresh figure) reused. The
+    PNG comes straight from the Agg canvas at ``dpi`` (zlib RLE: lossless, fast on flat
+    colours). Not thread-safe: a caller serialises its calls (the widget's update lock).
+    """
+
+    def __init__(self, dpi: float = 80) -> None:
+        self.dpi = dpi
+        self.figure: Figure | None = None
+
+    def draw(self, result: SimulationResult, lane_info: Lanes | None = None) -> Figure:
+        """The kept figure, now showing ``result`` (``lane_info`` as for :func:`gantt`)."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        lane_info = _lanes(result, lane_info)
+        size, rect = _figure_layout(result, lane_info)
+        if self.figure is None:
+            self.figure = Figure(figsize=size, dpi=self.dpi)
+            FigureCanvasAgg(self.figure)
+            ax = self.figure.add_axes(rect)
+            # No y label here: a fixed place spares measuring the tick labels to place it.
+            ax.yaxis.set_label_coords(0.0, 0.5)
+        else:
+            ax = self.figure.axes[0]
+            _clear(ax)
+            self.figure.set_size_inches(size)
+            ax.set_position(rect)
+        gantt(result, ax, lane_info)
+        return self.figure
+
+    def png(self, result: SimulationResult, lane_info: Lanes | None = None) -> bytes:
+        """PNG bytes of ``result``'s chart."""
+        import io
+        import zlib
+
+        fig = self.draw(result, lane_info)
+        buf = io.BytesIO()
+        fig.canvas.print_png(buf, pil_kwargs={"compress_level": 1,  # type: ignore[attr-defined]
+                                              "compress_type": zlib.Z_RLE})
+        return buf.getvalue()
+
+
+def _clear(ax: Axes) -> None:
+    """Remove what :func:`gantt` added to ``ax`` (bars, shading, arrows, notes, legend,
+    clock axis), keeping its axis and tick artists; :func:`gantt` sets the rest anew."""
+    for artist in [*ax.collections, *ax.patches, *ax.lines, *ax.texts, *ax.child_axes]:
+        artist.remove()
+    legend = ax.get_legend()
+    if legend is not None:
+        legend.remove()

@@ -87,3 +87,37 @@ def test_gantt_draws_dependencies_and_waits(no_pyplot):
 def test_gantt_without_dependencies_has_no_dependency_legend(no_pyplot):
     ax = gantt(ENV.run(WF, "monitor")).axes[0]
     assert "after (dependency)" not in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def _pixels(png: bytes):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+
+
+def test_gantt_chart_redraws_the_same_picture_as_a_fresh_figure(no_pyplot):
+    from energykernel.viz.gantt import GanttChart
+
+    deps = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(2, 2.0)}),
+                               ComputeInstance("bb", {"cpu": Resource(2, 1.0)}),
+                               ComputeInstance("c", {"cpu": Resource(2, 1.0)})]).run(
+        Workflow([Task("fork", 5, {"cpu": 2}),
+                  *[Task(f"p{k}", 10, {"cpu": 2}, after=["fork"]) for k in (1, 2, 3)],
+                  Task("join", 5, {"cpu": 2}, after=["p1", "p2", "p3"])]), "monitor")
+    clocked = ENV.with_profile("synthetic-solar-day").run(WF, "optimize", start_hour=7)
+    many = ComputeEnvironment([ComputeInstance("a", {"cpu": Resource(64, 1.0)})]).run(
+        Workflow([Task(f"t{k}", 10, {"cpu": 1}) for k in range(LEGEND_MAX_TASKS + 1)]))
+    chart = GanttChart(dpi=80)
+    for r in (ENV.run(WF, "monitor"), deps, clocked, many, deps, ENV.run(WF, "optimize")):
+        png = chart.png(r)  # after charts of other sizes, legends, clock axis or none
+        fresh = gantt_figure(r)
+        assert _pixels(png).shape == _pixels(figure_png(fresh, dpi=80, tight=False)).shape
+        assert (_pixels(png) == _pixels(figure_png(fresh, dpi=80, tight=False))).all()
+        kept, new = chart.figure.axes[0], fresh.axes[0]
+        for part in ("collections", "patches", "lines", "texts", "child_axes"):
+            assert len(getattr(kept, part)) == len(getattr(new, part)), part
+        assert (kept.get_legend() is None) == (new.get_legend() is None)
+    assert len(chart.figure.axes) == 1

@@ -1,10 +1,11 @@
 """Shared machinery of the widgets: debounced, serialised updates and error/caption labels.
 
 ipykernel 7 may handle two widget messages at once, so a widget never draws through
-pyplot's global state: each chart is a fresh :class:`matplotlib.figure.Figure` rendered to
-PNG bytes (:func:`energykernel.viz.plot.figure_png`) and handed to an ``ipywidgets.Image``
-in one assignment, and every update runs under one lock, reading the fields when it
-starts — so the last state wins.
+pyplot's global state: each chart is a :class:`matplotlib.figure.Figure` of its own (fresh,
+or kept by one widget and redrawn only under its lock: the simulator's
+:class:`energykernel.viz.gantt.GanttChart`) rendered to PNG bytes and handed to an
+``ipywidgets.Image`` in one assignment, and every update runs under one lock, reading the
+fields when it starts — so the last state wins.
 """
 
 from __future__ import annotations

@@ -3,19 +3,25 @@
 Every number shown comes from the pure function :func:`energykernel.sim.whatif.compute`
 (field values → scaled workflow, environment, the three modes' results, totals, the
 per-instance and per-component breakdown, Gantt lanes, and errors keyed by field), testable
-without a browser; the Gantt chart is :func:`energykernel.viz.gantt.gantt_figure`. The
+without a browser; the Gantt chart is :func:`energykernel.viz.gantt.gantt_figure`'s picture,
+redrawn into one kept figure (:class:`energykernel.viz.gantt.GanttChart`). The
 widget reads its fields, shows errors next to them (never a traceback), puts the chart
 into an ``ipywidgets.Image`` and keeps the latest numbers: ``.result`` (the selected mode's
 Dataset, the documented schema), ``.simulation`` (its
 :class:`~energykernel.sim.SimulationResult`) and ``.results`` (all three modes).
 
 Updates are debounced (``debounce_s`` after the last change, default 150 ms) and
-serialised by a lock; :meth:`Simulator.update` applies the fields synchronously.
+serialised by a lock; :meth:`Simulator.update` applies the fields synchronously. An update
+whose inputs other than the mode are those of the last valid one runs no mode again: it
+takes the chosen mode's result from the last output (breakdown, lanes and start-hour summary
+made for it, as :func:`compute` makes them), and a chart already drawn for that result is
+shown again, not redrawn.
 """
 
 from __future__ import annotations
 
 import html
+import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,11 +31,14 @@ from energykernel.sim.timing import hhmm
 from energykernel.sim.whatif import (
     TIME_FIELDS,
     WORKLOAD_FIELDS,
+    breakdown,
     compute,
     default_environment,
     default_workflow,
+    lanes,
+    shift_summary,
 )
-from energykernel.viz.plot import COLORS, IDLE_COLOR, figure_png
+from energykernel.viz.plot import COLORS, IDLE_COLOR
 
 from ._common import Debouncer, caption_html, chart_image, error_html
 
@@ -198,6 +207,9 @@ class Simulator:
         self.results: dict[str, SimulationResult] = {}
         self.errors: dict[str, str] = {}
         self.output: dict[str, Any] = {}
+        self._gantt: Any = None  # the chart's kept figure (GanttChart), made on first draw
+        self._memo: tuple[tuple[Any, ...], dict[str, Any]] | None = None  # last valid compute
+        self._pngs: list[tuple[SimulationResult, bytes]] = []  # charts of the memo's results
         self._debouncer = Debouncer(self._apply, debounce_s, on_error=self._show_failure)
 
         narrow = w.Layout(width="230px")
@@ -334,10 +346,38 @@ class Simulator:
         """Wait for a pending debounced update; True when none is left."""
         return self._debouncer.wait(timeout)
 
+    def _inputs(self, fields: Mapping[str, Any]) -> tuple[Any, ...]:
+        """What :func:`compute` reads besides the mode: the other fields, the environment
+        and workflow, and their instances, tasks and window as they are now (lists that
+        may be changed in place)."""
+        env, wf = self.env, self.workflow
+        return (env, wf, tuple(env.instances), tuple(wf.tasks), wf.start_after_s,
+                wf.deadline_s, {k: v for k, v in fields.items() if k != "mode"})
+
+    def _compute(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """:func:`compute` of ``fields``, or the last valid output re-selected when only the
+        mode changed since (its three results are those a new run would give)."""
+        key = self._inputs(fields)
+        memo = self._memo
+        if memo is not None and _same_inputs(memo[0], key):
+            prev, mode = memo[1], fields["mode"]
+            if mode == prev["simulation"].mode:
+                return prev
+            if mode in prev["results"]:
+                sim = prev["results"][mode]
+                return {**prev, "simulation": sim, "errors": dict(prev["errors"]),
+                        "breakdown": breakdown(sim, prev["environment"]), "lanes": lanes(sim),
+                        "shift": shift_summary(sim, prev["workflow"],
+                                               prev["shift"]["start_hour"])}
+        out = compute(self.env, self.workflow, **fields)
+        if out["simulation"] is not None:
+            self._memo, self._pngs = (key, out), []
+        return out
+
     def _apply(self) -> None:
         """Recompute from the fields and refresh errors, chart and totals (under the lock)."""
         try:
-            out = compute(self.env, self.workflow, **self.fields())
+            out = self._compute(self.fields())
         except Exception as exc:  # a view never shows a traceback
             out = {"simulation": None, "results": {},
                    "errors": {"run": f"{type(exc).__name__}: {exc}"}}
@@ -373,13 +413,18 @@ class Simulator:
                 self.output, self.output["simulation"].mode))
 
     def _draw(self, out: Mapping[str, Any], mode: str) -> None:
-        try:
-            from energykernel.viz.gantt import gantt_figure
+        sim = out["simulation"]
+        png = next((p for s, p in self._pngs if s is sim), None)  # this result, drawn before
+        if png is None:
+            try:
+                if self._gantt is None:
+                    from energykernel.viz.gantt import GanttChart
 
-            png = figure_png(gantt_figure(out["simulation"], out["lanes"]), dpi=80,
-                             tight=False, compress_level=1)
-        except ImportError:  # pragma: no cover - matplotlib is optional
-            return
+                    self._gantt = GanttChart(dpi=80)
+                png = self._gantt.png(sim, out["lanes"])
+            except ImportError:  # pragma: no cover - matplotlib is optional
+                return
+            self._pngs.append((sim, png))
         self.image.value = png
         self.caption.value = caption_html(chart_description(out, mode))
 
@@ -388,6 +433,16 @@ class Simulator:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+def _same_inputs(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two :meth:`Simulator._inputs` are the same: the same objects (environment,
+    workflow, each instance and task: all immutable but the two lists) and equal fields."""
+    env_a, wf_a, inst_a, tasks_a, *rest_a = a
+    env_b, wf_b, inst_b, tasks_b, *rest_b = b
+    return (env_a is env_b and wf_a is wf_b and len(inst_a) == len(inst_b)
+            and len(tasks_a) == len(tasks_b) and all(map(operator.is_, inst_a, inst_b))
+            and all(map(operator.is_, tasks_a, tasks_b)) and rest_a == rest_b)
 
 
 def simulator(env: ComputeEnvironment | None = None, workflow: Workflow | None = None,

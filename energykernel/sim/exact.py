@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .schedule import Problem
 
 MAX_SETS = 4096  # sets of idle-drawing instances searched one by one (2^12)
-_CHECK_EVERY = 512  # nodes between looks at the clock
+_CHECK_EVERY = 128  # nodes between looks at the clock
 _EPS = 1e-9
 
 
@@ -296,9 +296,12 @@ class BranchAndBound:
                     tail[s] = minrt[t] + tail[t]
 
         def walk(now: float, rate: float, gap: float, head: int, todo: list[int],
-                 running_work: list[tuple[int, int, float]]) -> tuple | None:
+                 running_work: list[tuple[int, int, float]], floor: list[float]
+                 ) -> tuple | None:
             """One pass of :func:`node_bound` with the options dearer than each step's
-            cheapest by less than ``gap`` (and ending by the deadline): (Σ cheapest cost,
+            cheapest (``floor``, as the previous pass found it: written back) by less than
+            ``gap``, and ending early enough for the chain after it to end by the deadline:
+            (Σ cheapest cost,
             makespan bound, longest path of prices, the head's options and cheapest cost);
             None when some step has no option left. With a finite ``gap`` the work only one
             instance can take bounds the makespan too."""
@@ -330,22 +333,24 @@ class BranchAndBound:
                         if load is not None:
                             load[c * n + i] += d * r
                 else:
-                    k = bisect_left(opt_cost[s], minc[s] + gap)
+                    k = bisect_left(opt_cost[s], floor[s] + gap)
                     if k == 0:
                         return None
                     opts = options[s]
-                    if est + pre_rt_max[s][k - 1] <= deadline:
+                    due = deadline - tail[s]  # its successors' chain must fit after it
+                    if est + pre_rt_max[s][k - 1] <= due:
                         m, r = minc[s], pre_rt[s][k - 1]
                         g = pe + (pre_price[s][k - 1] if pre_price is not None else min(
                             o[1] - m + rate * o[2] for o in opts[:k]))
                     else:  # some options would end past the deadline
-                        opts = [o for o in opts[:k] if est + o[2] <= deadline]
+                        opts = [o for o in opts[:k] if est + o[2] <= due]
                         if not opts:
                             return None
                         k, m = len(opts), opts[0][1]
                         r = min(o[2] for o in opts)
                         g = pe + min(o[1] - m + rate * o[2] for o in opts)
                     cheapest += m
+                    floor[s] = m
                     if s == head:
                         head_opts, head_m = opts[:k], m
                     for c, d in dem_of[s]:
@@ -391,8 +396,9 @@ class BranchAndBound:
                             for c, d in dem_of[s_]]
             lb, span, gap = -math.inf, 0.0, math.inf
             out: tuple = ([], math.inf)
+            floor = minc[:]  # per step its cheapest option still open
             for _ in range(2):
-                got = walk(now, rate, gap, head, todo, running_work)
+                got = walk(now, rate, gap, head, todo, running_work, floor)
                 if got is None:
                     return math.inf, math.inf, [], math.inf
                 cheapest, span_k, top, head_opts, head_m = got

@@ -179,3 +179,21 @@ def test_idle_for_the_work_lifts_the_bound():
     _, weight = _weights(prob, "energy")
     assert lower_bound(prob, weight) == pytest.approx(4000 + 10 * 1000)
     assert env.run(wf, "optimal").energy_j == pytest.approx(4000 + 10 * 1000)
+
+
+@pytest.mark.parametrize("seed", range(16))
+@pytest.mark.parametrize("slack", [1.0, 1.25])
+def test_tight_deadlines_cut_only_what_cannot_meet_them(seed, slack, monkeypatch):
+    # Deadlines at and just above the fastest known makespan: most assignments miss them,
+    # so the options the search drops for the deadline (a step, then the chain after it)
+    # and for their cost decide; the search alone must still land on the optimum.
+    from energykernel.sim import optimal
+
+    monkeypatch.setattr(optimal, "_heuristic", lambda prob, search, weight: None)
+    env, wf = random_case(np.random.default_rng(500 + seed))
+    prob = compile_problem(env, wf)
+    fast = min(env.run(wf, m).makespan_s for m in ("monitor", "optimize"))
+    best = brute_force(prob, fast * slack)
+    r = solve(prob, objective="energy", deadline_s=fast * slack)
+    assert r.info["proven_optimal"]
+    assert r.energy_j == pytest.approx(best, rel=1e-9)

@@ -6,14 +6,14 @@ import {
   ILabShell, JupyterFrontEnd, JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, ToolbarButton } from '@jupyterlab/apputils';
-import { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { INotebookTracker, NotebookActions, NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { forgetUnmeasured, trackNotebook } from './badges';
 import { runOutputFactory } from './output';
 import { PowerStatus } from './status';
-import { autoMode, COMMAND, refresh, toggle } from './toggle';
+import { autoMode, COMMAND, mayChangeAuto, recheck, refresh, toggle } from './toggle';
 
 const badges: JupyterFrontEndPlugin<void> = {
   id: 'energykernel:badges',
@@ -87,6 +87,14 @@ const auto: JupyterFrontEndPlugin<void> = {
     tracker.widgetAdded.connect((_, panel) => watch(panel));
     tracker.forEach(watch);
     tracker.currentChanged.connect(changed);
+    // auto mode typed by hand: the button and the command follow the kernel's state
+    NotebookActions.executed.connect((_, { notebook, cell }) => {
+      if (cell.model.type !== 'code' || !mayChangeAuto(cell.model.sharedModel.getSource())) {
+        return;
+      }
+      const panel = tracker.find(p => p.content === notebook) ?? null;
+      void recheck(panel).then(changed).catch(() => undefined);
+    });
   }
 };
 

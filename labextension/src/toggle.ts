@@ -47,6 +47,20 @@ export async function refresh(panel: NotebookPanel | null): Promise<void> {
   }
 }
 
+/** Ask again, after a cell that may have changed auto mode by hand (``%energy auto …``,
+ * ``%load_ext``/``%unload_ext energykernel``) ran. */
+export async function recheck(panel: NotebookPanel | null): Promise<void> {
+  const kernel = panel?.sessionContext.session?.kernel;
+  if (kernel) {
+    await silent(kernel, '');
+  }
+}
+
+/** Whether a cell's source may change auto mode. */
+export function mayChangeAuto(source: string): boolean {
+  return /%energy\b|energykernel/.test(source);
+}
+
 export async function toggle(tracker: INotebookTracker): Promise<boolean | null> {
   const panel = tracker.currentWidget;
   const kernel = panel?.sessionContext.session?.kernel;

@@ -6,7 +6,8 @@ measured, no execution count), three cells run, three badges checked against eac
 cell (no badge; it counts the kernel's runs: three). Saved, the page reloaded: the badges
 come back from the metadata. The status bar shows the server's live power (labelled
 estimate) and the notebook's energy, polled at most once a second, and not while the page
-is hidden. ``ENERGYKERNEL_UPDATE_DOCS=1`` refreshes docs/lab-badges.png.
+is hidden. Auto mode typed by hand in a cell: the toggle and its button follow.
+``ENERGYKERNEL_UPDATE_DOCS=1`` refreshes docs/lab-badges.png.
 """
 
 from __future__ import annotations
@@ -106,6 +107,14 @@ _POWER_REQUESTS = """() => performance.getEntriesByType('resource')
     .filter(e => e.name.includes('/energykernel/power')).map(e => e.startTime)"""
 
 _TOGGLED = "() => window.jupyterapp.commands.isToggled('energykernel:toggle-auto')"
+
+_TYPE_AND_RUN = """async (source) => {
+    const panel = window.jupyterapp.shell.currentWidget;
+    panel.content.activeCellIndex = panel.content.widgets.length - 1;
+    await window.jupyterapp.commands.execute('notebook:insert-cell-below');
+    panel.content.activeCell.model.sharedModel.setSource(source);
+    await window.jupyterapp.commands.execute('notebook:run-cell');
+}"""
 
 
 def _open(page, lab) -> None:
@@ -212,6 +221,15 @@ def test_badges_status_bar_and_toggle(_extension_installed, page, lab, kernel_id
         assert after["metadata"] == before["metadata"]
         assert after["badge"] == before["badge"]
     assert again[3]["badge"] is None
+
+    # Auto mode typed by hand: the command's state and the toolbar button follow it.
+    for typed, on in (("%energy auto on", True), ("%energy auto off", False)):
+        page.evaluate(_TYPE_AND_RUN, typed)
+        kernel_idle()
+        page.wait_for_function(f"() => {_TOGGLED[6:]} === {'true' if on else 'false'}")
+        pressed = page.locator(".ek-auto-button .jp-ToolbarButtonComponent, "
+                               ".ek-auto-button button").first.get_attribute("aria-pressed")
+        assert pressed == ("true" if on else "false"), (typed, pressed)
 
 
 def _screenshot(page, artifacts: Path) -> None:

@@ -178,6 +178,17 @@ class LiveHooks:
             return
         if not self.watch.measuring() or not self._wants(info.raw_cell or ""):
             return
+        self._start_view()
+
+    def marker(self) -> None:
+        """An ``%%energy --live`` line parsed while its cell already runs — below another
+        cell magic, which transforms its body only then: the view starts now, the cell's
+        window being open (at the top of a cell, the line is parsed before its hooks and
+        :meth:`pre_run_cell` starts the view)."""
+        if self.view is None and self.watch.measuring():
+            self._start_view()
+
+    def _start_view(self) -> None:
         frame = next((f for f in self.watch.stack if f.window is not None), None)
         task = frame.options.task if frame is not None and frame.options else "cell"
         from ..core.engine import get_engine

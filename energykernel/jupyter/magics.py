@@ -110,7 +110,8 @@ def _tell_watch(options: str) -> None:
 
 def _want_live(options: str) -> None:
     """An ``%%energy --live`` line: the live view's hooks, before the cell's hooks run
-    (IPython transforms a cell before its ``pre_run_cell``)."""
+    (IPython transforms a cell before its ``pre_run_cell``); below another cell magic, the
+    view starts at once (:meth:`~.live.LiveHooks.marker`)."""
     from IPython import get_ipython
 
     shell = get_ipython()
@@ -118,7 +119,7 @@ def _want_live(options: str) -> None:
     if state is not None and parse_options(options).live:
         from .live import live_hooks
 
-        live_hooks(shell, state[0], parse_options)
+        live_hooks(shell, state[0], parse_options).marker()
 
 
 @magics_class

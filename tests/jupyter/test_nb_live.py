@@ -153,3 +153,16 @@ def test_live_on_for_every_measured_cell_then_off(kc):
     reply, _ = run(kc, "%energy live sideways")
     assert reply["content"]["status"] == "error"
     run(kc, "%energy live off")
+
+
+def test_live_below_another_cell_magic(kc):
+    # %%time transforms its body only when it runs: the %%energy line is parsed after the
+    # cell's hooks, and the view starts then, for the window it opened.
+    run(kc, "%load_ext energykernel")
+    reply, messages = run(kc, "%%time\n%%energy --live -t buried\nimport time\ntime.sleep(1.3)")
+    assert reply["content"]["status"] == "ok"
+    shown, updates = _live(messages)
+    assert len(shown) == 1 and updates, [m["msg_type"] for m in messages]
+    assert updates[-1]["content"]["data"]["text/plain"].startswith("⚡ buried ran ")
+    _, messages = run(kc, "%%time\nx = 1")  # no %%energy: no view
+    assert _live(messages) == ([], [])

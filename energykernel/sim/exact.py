@@ -10,42 +10,36 @@ With idle power every step is coupled to every other through the makespan. The s
 therefore splits the assignments by the set *U* of idle-drawing instances they use, and
 searches each *U* alone, best bound first, stopping at the first *U* whose bound reaches the
 best schedule found: inside *U* the idle rate is known from the start (idle(*U*) ×
-makespan), which makes the bound tight from the root. A node's bound is
-
-    cost so far + each unplaced step's cheapest cost in U + idle(U) × makespan bound,
-
-where the makespan bound is the largest of: the ends so far; per unplaced step, in
-topological order, max(now, its predecessors' ends) + its fastest runtime in *U*; and per
-component, now + the unplaced work's area over *U*'s capacity. A node whose makespan bound
-passes the deadline is cut, and so is one that can no longer use every instance of *U*.
+makespan), which makes the bound tight from the root. A node's bound
+(:mod:`.branch`, which searches one set) is the cost so far + each unplaced step's cheapest
+cost in *U* + idle(*U*) × the longest path of steps, a step on the path priced at its extra
+cost + idle rate × runtime; the makespan is also bounded by the ends so far and, per
+component and per instance, by the work left over the capacity. Options that alone lift
+the bound to the best found, or leave no room before the deadline for the chain after
+them, are dropped; a node that can no longer use every instance of *U* is cut. A set
+holding an instance that an instance outside it dominates (same capacities, speed and idle
+rate, no dearer per unit) is skipped, and identical twins are first used in index order.
 Beyond :data:`MAX_SETS` sets, one search over all instances with the idle rate of the
 instances used so far (a weaker bound).
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
-from bisect import bisect_left
-from itertools import accumulate, combinations
+from itertools import combinations
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .choose import NC, fits, releaser
+from .branch import Timeout, search_set
 
 if TYPE_CHECKING:
     from .optimal import _Search
     from .schedule import Problem
 
 MAX_SETS = 4096  # sets of idle-drawing instances searched one by one (2^12)
-_CHECK_EVERY = 128  # nodes between looks at the clock
 _EPS = 1e-9
-
-
-class _Timeout(Exception):
-    pass
 
 
 class BranchAndBound:
@@ -188,289 +182,11 @@ class BranchAndBound:
                 break
             self.root_bound = b
             try:
-                self._search_set(allowed, required)
-            except _Timeout:
+                search_set(self, allowed, required)
+            except Timeout:
                 # what is left: this set below its root, and the sets not yet searched
                 later = sets[j + 1][0] if j + 1 < len(sets) else math.inf
                 self.bound = min(self.incumbent, max(b, self.root_bound), later)
                 return False
         self.bound = self.incumbent
         return True
-
-    def _search_set(self, allowed: np.ndarray, required: np.ndarray | None) -> None:
-        S, n = self.S, self.n
-        cost_m = np.where(allowed[None, :], self.cost, np.inf)
-        rt_m = np.where(allowed[None, :], self.runtime, np.inf)
-        minc = cost_m.min(axis=1).tolist()
-        minrt = rt_m.min(axis=1).tolist()
-        # per step its instances in cost order, with (instance, cost, runtime)
-        options = [[(int(i), float(cost_m[s, i]), float(rt_m[s, i]))
-                    for i in np.argsort(cost_m[s], kind="stable") if cost_m[s, i] < math.inf]
-                   for s in range(S)]
-        rts = rt_m.tolist()
-        capsum = (np.array(self.cap).T * allowed[:, None]).sum(axis=0).tolist()
-        cap = self.cap
-        kind, demand = self.kind, self.demand
-        # per step its demanded components and amounts
-        dem_of = [[(c, d) for c, d in enumerate(demand[k]) if d] for k in kind]
-        comps = [c for c in range(NC) if capsum[c] > 0 and any(demand[k][c] for k in kind)]
-        idle_rate = self.idle_rate.tolist()
-        fixed_idle = None if required is None else float(self.idle_rate[required].sum())
-        need = [False] * n
-        if required is not None:
-            for i in required.tolist():
-                need[i] = True
-        deadline = self.deadline
-        preds, succ, order, pairs = self.preds, self.succ, self.order, self.pairs
-        twin = self.twin
-
-        # Mutable state of the replayed schedule (restored by slice from snapshots).
-        free = [list(col) for col in cap]
-        running = [0] * n
-        release = releaser(free, cap, running, demand, lambda i: None)
-        heap: list[tuple[float, int, int, int]] = []
-        ready = [s for s in range(S) if not preds[s]]
-        indeg = [len(p) for p in preds]
-        assign = [-1] * S
-        end = [-1.0] * S  # -1: not placed
-        used = [0] * n  # steps assigned per instance
-        st = {"now": 0.0, "cost": 0.0, "maxend": 0.0, "left": S, "unassigned": S,
-              "missing": int(sum(need))}
-
-        def advance() -> int:
-            """Replay the rule; the step that needs an instance, -1 when done, -2 if stuck."""
-            now = st["now"]
-            while st["left"]:
-                while heap and heap[0][0] <= now:
-                    _, s, i, k = heapq.heappop(heap)
-                    release(i, k)
-                    for t in succ[s]:
-                        indeg[t] -= 1
-                        if not indeg[t]:
-                            heapq.heappush(ready, t)
-                if not ready:
-                    now = heap[0][0]
-                    continue
-                s = ready[0]
-                i = assign[s]
-                if i < 0:
-                    st["now"] = now
-                    return s
-                if not fits(free, i, pairs[s]):
-                    if not heap:
-                        st["now"] = now
-                        return -2
-                    now = heap[0][0]
-                    continue
-                heapq.heappop(ready)
-                for c, d in dem_of[s]:
-                    free[c][i] -= d
-                running[i] += 1
-                e = now + rts[s][i]
-                end[s] = e
-                if e > st["maxend"]:
-                    st["maxend"] = e
-                heapq.heappush(heap, (e, s, i, kind[s]))
-                st["left"] -= 1
-            st["now"] = now
-            return -1
-
-        def idle_of(span: float) -> float:
-            if fixed_idle is not None:
-                return fixed_idle * span
-            return sum(idle_rate[i] for i in range(n) if used[i]) * span
-
-        # Per step, over its options in cost order: the costs, and the running minima of
-        # runtime and (when the idle rate is known) of the price cost − minc + rate × runtime.
-        opt_cost = [[o[1] for o in opts] for opts in options]
-        pre_rt = [list(accumulate((o[2] for o in opts), min)) for opts in options]
-        pre_rt_max = [list(accumulate((o[2] for o in opts), max)) for opts in options]
-        pre_price = None if fixed_idle is None else [
-            list(accumulate((o[1] - minc[s] + fixed_idle * o[2] for o in options[s]), min))
-            for s in range(S)]
-
-        tail = [0.0] * S  # per step the longest chain of fastest runtimes after it
-        for s in reversed(order):
-            for t in succ[s]:
-                if minrt[t] + tail[t] > tail[s]:
-                    tail[s] = minrt[t] + tail[t]
-
-        def walk(now: float, rate: float, gap: float, head: int, todo: list[int],
-                 running_work: list[tuple[int, int, float]], floor: list[float]
-                 ) -> tuple | None:
-            """One pass of :func:`node_bound` with the options dearer than each step's
-            cheapest (``floor``, as the previous pass found it: written back) by less than
-            ``gap``, and ending early enough for the chain after it to end by the deadline:
-            (Σ cheapest cost,
-            makespan bound, longest path of prices, the head's options and cheapest cost);
-            None when some step has no option left. With a finite ``gap`` the work only one
-            instance can take bounds the makespan too."""
-            area = [0.0] * NC
-            load = [0.0] * (NC * n) if gap < math.inf else None
-            for c, i, w in running_work:
-                area[c] += w
-                if load is not None:
-                    load[c * n + i] += w
-            fin = end[:]
-            price = [rate * e for e in end]
-            maxend = st["maxend"]
-            span, top, cheapest = maxend, rate * maxend, 0.0
-            head_opts, head_m = options[head], minc[head]
-            at_now = rate * now
-            for s in todo:
-                est, pe = now, at_now
-                for p in preds[s]:
-                    if fin[p] > est:
-                        est = fin[p]
-                    if price[p] > pe:
-                        pe = price[p]
-                i = assign[s]
-                if i >= 0:  # it heads the queue with an instance and waits for it
-                    r = rts[s][i]
-                    g = pe + rate * r
-                    for c, d in dem_of[s]:
-                        area[c] += d * r
-                        if load is not None:
-                            load[c * n + i] += d * r
-                else:
-                    k = bisect_left(opt_cost[s], floor[s] + gap)
-                    if k == 0:
-                        return None
-                    opts = options[s]
-                    due = deadline - tail[s]  # its successors' chain must fit after it
-                    if est + pre_rt_max[s][k - 1] <= due:
-                        m, r = minc[s], pre_rt[s][k - 1]
-                        g = pe + (pre_price[s][k - 1] if pre_price is not None else min(
-                            o[1] - m + rate * o[2] for o in opts[:k]))
-                    else:  # some options would end past the deadline
-                        opts = [o for o in opts[:k] if est + o[2] <= due]
-                        if not opts:
-                            return None
-                        k, m = len(opts), opts[0][1]
-                        r = min(o[2] for o in opts)
-                        g = pe + min(o[1] - m + rate * o[2] for o in opts)
-                    cheapest += m
-                    floor[s] = m
-                    if s == head:
-                        head_opts, head_m = opts[:k], m
-                    for c, d in dem_of[s]:
-                        area[c] += d * r
-                    if k == 1 and load is not None:  # only one instance can take it
-                        i1 = opts[0][0]
-                        for c, d in dem_of[s]:
-                            load[c * n + i1] += d * r
-                f = est + r
-                fin[s], price[s] = f, g
-                if f > span:
-                    span = f
-                if g > top:
-                    top = g
-            for c in comps:
-                f = now + area[c] / capsum[c]
-                if load is not None:
-                    for i in range(n):
-                        w = load[c * n + i]
-                        if w and now + w / cap[c][i] > f:
-                            f = now + w / cap[c][i]
-                if f > span:
-                    span = f
-            return cheapest, span, top, head_opts, head_m
-
-        def node_bound(limit: float, head: int) -> tuple[float, float, list, float]:
-            """(bound, makespan bound, the head step's options left, the time-only bound
-            without the head's cost) of this node.
-
-            Idle is charged at rate R (idle(U)) for the makespan, which is at least every
-            path's length: the bound is the cost so far + each unplaced step's cheapest
-            cost + R × the longest path, where a step on the path may be priced at an
-            option's extra cost + R × its runtime; the time-only bounds (ends so far; per
-            component, and in the second pass per instance, the work over capacity) bound it
-            too. The second pass drops every option whose extra cost alone lifts the
-            time-only bound to ``limit`` and prices again with the options left.
-            """
-            now, cost0 = st["now"], st["cost"]
-            rate = fixed_idle if fixed_idle is not None else sum(
-                idle_rate[i] for i in range(n) if used[i])
-            todo = [s for s in order if end[s] < 0]
-            running_work = [(c, i, d * (e - now)) for e, s_, i, _k in heap if e > now
-                            for c, d in dem_of[s_]]
-            lb, span, gap = -math.inf, 0.0, math.inf
-            out: tuple = ([], math.inf)
-            floor = minc[:]  # per step its cheapest option still open
-            for _ in range(2):
-                got = walk(now, rate, gap, head, todo, running_work, floor)
-                if got is None:
-                    return math.inf, math.inf, [], math.inf
-                cheapest, span_k, top, head_opts, head_m = got
-                span = max(span, span_k)
-                if span > deadline:
-                    return math.inf, span, [], math.inf
-                lb = max(lb, cost0 + cheapest + max(top, rate * span))
-                if lb >= limit:
-                    return lb, span, [], math.inf
-                out = (head_opts, cost0 + cheapest - head_m)
-                gap = limit - (cost0 + cheapest + rate * span)  # the time-only bound's room
-            return lb, span, out[0], out[1]
-
-        def leaf() -> None:
-            if st["missing"]:
-                return  # uses fewer of U: that set is searched on its own
-            span = st["maxend"]
-            if span > deadline:
-                return
-            obj = st["cost"] + idle_of(span)
-            if obj < self.incumbent * (1 - 1e-12):
-                self.search.assigned("exact search", np.array(assign, dtype=np.int64))
-                self.incumbent = min(self.incumbent, obj)
-
-        def dfs(depth: int) -> None:
-            self.nodes += 1
-            if self.nodes % _CHECK_EVERY == 0 and time.perf_counter() > self.t_end:
-                raise _Timeout
-            s = advance()
-            if s == -1:
-                leaf()
-                return
-            if s == -2:
-                return
-            limit = self._limit()
-            lb, span, opts, base = node_bound(limit, s)
-            if depth == 0:
-                self.root_bound = min(lb, self.incumbent)
-            if lb >= limit or span > deadline or st["missing"] > st["unassigned"]:
-                return
-            now = st["now"]
-            after = tail[s]  # the head's successors run after it
-            snap = ([col[:] for col in free], running[:], heap[:], ready[:], indeg[:], end[:],
-                    dict(st))
-            rate_span = idle_of(span)
-            for i, c_i, r_i in opts:
-                if base + c_i + rate_span >= limit:
-                    break  # options are in cost order
-                if not used[i] and twin[i] >= 0 and not used[twin[i]]:
-                    continue  # identical instances are first used in index order
-                span_i = max(span, now + r_i + after)
-                extra = idle_rate[i] * span_i if fixed_idle is None and not used[i] else 0.0
-                if span_i > deadline or base + c_i + idle_of(span_i) + extra >= limit:
-                    continue
-                assign[s] = i
-                used[i] += 1
-                st["cost"] += c_i
-                st["unassigned"] -= 1
-                if need[i] and used[i] == 1:
-                    st["missing"] -= 1
-                dfs(depth + 1)
-                limit = self._limit()
-                used[i] -= 1
-                assign[s] = -1
-                for col, saved in zip(free, snap[0], strict=True):
-                    col[:] = saved
-                running[:] = snap[1]
-                heap[:] = snap[2]
-                ready[:] = snap[3]
-                indeg[:] = snap[4]
-                end[:] = snap[5]
-                st.clear()
-                st.update(snap[6])
-
-        dfs(0)

@@ -264,7 +264,7 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
             return
         if s == -2:
             return
-        limit = bb._limit()
+        limit = bb.limit()
         lb, span, opts, base = node_bound(limit, s)
         if depth == 0:
             bb.root_bound = min(lb, bb.incumbent)
@@ -291,7 +291,7 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
             if need[i] and used[i] == 1:
                 st["missing"] -= 1
             dfs(depth + 1)
-            limit = bb._limit()
+            limit = bb.limit()
             used[i] -= 1
             assign[s] = -1
             for col, saved in zip(free, snap[0], strict=True):

@@ -71,7 +71,7 @@ class BranchAndBound:
         self.root_bound = 0.0  # the bound at the root of the set being searched
         self.incumbent = self._score_best()
 
-    def _limit(self) -> float:
+    def limit(self) -> float:
         """What a schedule must beat to count: the best's objective, less a rounding margin."""
         inc = self.incumbent
         return inc if inc == math.inf else inc - _EPS * abs(inc)
@@ -178,7 +178,7 @@ class BranchAndBound:
         self.t_end = time.perf_counter() + time_limit_s
         sets = self._sets()
         for j, (b, allowed, required) in enumerate(sets):
-            if b == math.inf or b >= self._limit():
+            if b == math.inf or b >= self.limit():
                 break
             self.root_bound = b
             try:

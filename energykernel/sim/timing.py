@@ -11,7 +11,7 @@ within ``[start_after_s, deadline_s − makespan]`` — without a deadline, up t
 wait too, within their slack (:mod:`.shift`). Carbon as a function of the delay is piecewise
 linear, so its minimum lies where a step's start or end (or the idle span's) crosses a
 profile step: those delays are tried exactly when there are few, else a grid of a quarter
-of the profile's step.
+of the profile's step (at most 2,000 delays: coarser for a fine profile over a long window).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 SHIFT_HORIZON_S = 86_400.0
 _WORK = 20_000_000  # candidate delays × step boundaries evaluated at most
+_GRID = 2_000  # delays of the grid tried beyond _WORK (a fine profile: coarser than its step)
 
 
 @dataclass(frozen=True)
@@ -140,12 +141,13 @@ def best_offset(result: SimulationResult, lo: float, hi: float) -> float:
     if len(bounds) * slots * len(result.start_s) <= _WORK:  # exact: every crossing
         m = np.floor((base + lo + bounds) / res)
         cands = ((m[:, None] + np.arange(slots)[None, :]) * res - base - bounds[:, None]).ravel()
-    else:  # a grid of a quarter step, plus aligning the start and the end on a step
-        step = res / 4
+    else:  # a grid of a quarter step (at most _GRID points), plus aligning start and end
+        step = max(res / 4, (hi - lo) / _GRID)
         cands = lo + np.arange(math.floor((hi - lo) / step) + 1) * step
         for b in (0.0, result.makespan_s):
             m = np.floor((base + lo + b) / res)
-            cands = np.concatenate([cands, (m + np.arange(slots)) * res - base - b])
+            steps = np.arange(0, slots, -(-slots // _GRID))  # every k-th profile step
+            cands = np.concatenate([cands, (m + steps) * res - base - b])
     cands = np.unique(np.clip(np.concatenate([[lo, hi], cands]), lo, hi))
     carbon = varying_emissions(result, cands)
     best = carbon.min()

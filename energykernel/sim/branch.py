@@ -39,7 +39,7 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
                 for i in np.argsort(cost_m[s], kind="stable") if cost_m[s, i] < math.inf]
                for s in range(S)]
     rts = rt_m.tolist()
-    capsum = (np.array(bb.cap).T * allowed[:, None]).sum(axis=0).tolist()
+    capsum = bb.capacity(allowed).tolist()
     cap = bb.cap
     kind, demand = bb.kind, bb.demand
     # per step its demanded components and amounts

@@ -48,6 +48,18 @@ class Dag:
         return sum(map(len, self.preds))
 
 
+def longest_chain_s(runtime_s: Sequence[float], dag: Dag | None) -> float:
+    """The longest path of steps (s, 0 for none) when step *s* takes ``runtime_s[s]`` and
+    starts once its predecessors have ended."""
+    fin = list(runtime_s)
+    if dag is not None:
+        preds = dag.preds
+        for s in dag.order:
+            if preds[s]:
+                fin[s] += max(fin[p] for p in preds[s])
+    return max(fin, default=0.0)
+
+
 def resolve(tasks: Sequence[Task]) -> Dag | None:
     """The dependencies of a workflow's steps; None when no task has ``after``."""
     if not any(t.after for t in tasks):

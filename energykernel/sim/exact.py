@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .branch import Timeout, search_set
+from .dag import longest_chain_s
 
 if TYPE_CHECKING:
     from .optimal import _Search
@@ -149,11 +150,7 @@ class BranchAndBound:
         if not np.isfinite(minc).all():
             return math.inf
         minrt = np.where(allowed[None, :], self.runtime, np.inf).min(axis=1)
-        fin = minrt.tolist()
-        for s in self.order:
-            if self.preds[s]:
-                fin[s] += max(fin[p] for p in self.preds[s])
-        span = max([0.0, *fin])
+        span = longest_chain_s(minrt.tolist(), self.prob.dag)
         area, capsum = self._areas(allowed)
         with np.errstate(divide="ignore", invalid="ignore"):
             per = np.where(capsum > 0, area.sum(axis=0) / capsum, 0.0)
@@ -166,12 +163,15 @@ class BranchAndBound:
     def _areas(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per step and component the least capacity-seconds it takes in ``allowed``; per
         component the capacity of ``allowed``."""
-        cap = np.array(self.cap).T  # (n, NC)
         dem = self.prob.demand[self.kind]  # (S, NC)
         rt = np.where(allowed[None, :], self.runtime, np.inf)  # (S, n)
         with np.errstate(invalid="ignore"):  # inf × 0: a component the step does not use
             area = np.where(dem > 0, (rt[:, :, None] * dem[:, None, :]).min(axis=1), 0.0)
-        return area, (cap * allowed[:, None]).sum(axis=0)
+        return area, self.capacity(allowed)
+
+    def capacity(self, allowed: np.ndarray) -> np.ndarray:
+        """Per component the capacity of the ``allowed`` instances together."""
+        return (np.array(self.cap).T * allowed[:, None]).sum(axis=0)
 
     def run(self, time_limit_s: float) -> bool:
         """Search until done (True: the best schedule is optimal) or ``time_limit_s``."""

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..core.units import J_PER_KWH
+from .dag import longest_chain_s
 from .heft import run_heft
 from .model import OBJECTIVES, SimulationInputError, UnschedulableError, _number
 from .result import SimulationResult
@@ -148,27 +149,23 @@ def lower_bound(prob: Problem, weight: np.ndarray, deadline_s: float | None = No
     ok = _feasible(prob, ks, deadline_s)
     rate = np.where(ok, _rates(prob, weight, prob.demand), np.inf)
     task_part = float((rate.min(axis=1) * prob.duration_s)[steps].sum())
-    runtime = np.where(ok, prob.duration_s[:, None] / prob.speed[None, :], np.inf).min(axis=1)
-    fin = runtime[steps].tolist()
-    if prob.dag is not None:
-        preds = prob.dag.preds
-        for s in prob.dag.order:
-            if preds[s]:
-                fin[s] += max(fin[p] for p in preds[s])
+    runtime = np.where(ok, prob.duration_s[:, None] / prob.speed[None, :], np.inf)  # (K, n)
+    chain_s = longest_chain_s(runtime.min(axis=1)[steps].tolist(), prob.dag)
     idle = prob.idle_w * prob.pue * weight
     usable = ok.any(axis=0)
     least_idle = float(idle[usable].min()) if usable.any() else 0.0
-    out = task_part + max(least_idle * max(fin), _idle_for_work(prob, idle, ok, deadline_s))
+    out = task_part + max(least_idle * chain_s,
+                          _idle_for_work(prob, idle, runtime, deadline_s))
     return out if np.isfinite(out) else 0.0
 
 
-def _idle_for_work(prob: Problem, idle: np.ndarray, ok: np.ndarray,
+def _idle_for_work(prob: Problem, idle: np.ndarray, runtime: np.ndarray,
                    deadline_s: float | None) -> float:
-    """The LP of :func:`lower_bound`'s idle for the capacity the work needs (0 if it fails)."""
+    """The LP of :func:`lower_bound`'s idle for the capacity the work needs (0 if it
+    fails); ``runtime``: per distinct task and instance (s, inf where it cannot run)."""
     from scipy.optimize import linprog
 
     count = np.bincount(np.asarray(prob.steps), minlength=len(prob.tasks))
-    runtime = np.where(ok, prob.duration_s[:, None] / prob.speed[None, :], np.inf)  # (K, n)
     cap = np.array(prob.cap).T  # (n, NC)
     work = np.zeros(cap.shape[1])
     for c in range(cap.shape[1]):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.accounting import (
     add_bounds,
+    cap_to_model,
     component_energy,
     device_delta,
     energy_bounds,
@@ -356,11 +357,13 @@ def _segment(addr: str, first: Snapshot, last: Snapshot | None, coverage: str,
     energy = component_energy(delta, describe["devices"],
                               [c for c in comps if c in describe["method"]])
     duration_s = max(0.0, last["mono_s"] - first["mono_s"])
+    terms = terms_from_json(describe.get("bounds", {}))
+    cap_to_model(energy, terms, duration_s)  # as a local window does
     seg.update(
         end_s=last["t_s"],
         duration_s=duration_s,
         energy_j=energy,
-        bounds_j=energy_bounds(energy, terms_from_json(describe.get("bounds", {})), duration_s),
+        bounds_j=energy_bounds(energy, terms, duration_s),
         method={c: describe["method"][c] for c in energy},
         device_energy_j=delta,
         proc_s=max(0.0, last["proc_s"] - first["proc_s"]),

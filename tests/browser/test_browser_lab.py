@@ -108,12 +108,18 @@ _POWER_REQUESTS = """() => performance.getEntriesByType('resource')
 
 _TOGGLED = "() => window.jupyterapp.commands.isToggled('energykernel:toggle-auto')"
 
-_TYPE_AND_RUN = """async (source) => {
+_TYPE_AND_RUN = """async ([source, ms]) => {
     const panel = window.jupyterapp.shell.currentWidget;
     panel.content.activeCellIndex = panel.content.widgets.length - 1;
     await window.jupyterapp.commands.execute('notebook:insert-cell-below');
     panel.content.activeCell.model.sharedModel.setSource(source);
-    await window.jupyterapp.commands.execute('notebook:run-cell');
+    const run = window.jupyterapp.commands.execute('notebook:run-cell');
+    const timeout = new Promise((_, reject) => setTimeout(() => {
+        const dialog = document.querySelector('.jp-Dialog');
+        reject(new Error('run ' + source + ': no end after ' + ms + ' ms'
+                         + (dialog ? '; a dialog is open: ' + dialog.textContent : '')));
+    }, ms));
+    return await Promise.race([run, timeout]);
 }"""
 
 
@@ -223,8 +229,9 @@ def test_badges_status_bar_and_toggle(_extension_installed, page, lab, kernel_id
     assert again[3]["badge"] is None
 
     # Auto mode typed by hand: the command's state and the toolbar button follow it.
+    kernel_idle()  # the reloaded page has its kernel connection back before a cell runs
     for typed, on in (("%energy auto on", True), ("%energy auto off", False)):
-        page.evaluate(_TYPE_AND_RUN, typed)
+        page.evaluate(_TYPE_AND_RUN, [typed, TIMEOUT_MS])
         kernel_idle()
         page.wait_for_function(f"() => {_TOGGLED[6:]} === {'true' if on else 'false'}")
         pressed = page.locator(".ek-auto-button .jp-ToolbarButtonComponent, "

@@ -17,6 +17,10 @@ makespan (× intensity for carbon), subject to ``makespan ≤ deadline_s`` when 
   from the best heuristic schedule; it stops when every assignment not searched is bounded
   by the best found (``info["proven_optimal"]``) or at ``time_limit_s`` (then the bound on
   what is left is ``info["lower_bound"]``, and ``info["gap"]`` the best's distance to it).
+  When a short first search (:data:`FIRST_EXACT_S`) does not finish, a local search
+  (:mod:`.local`: steps moved, instances emptied, kicks) spends :data:`LOCAL_SHARE` of the
+  time left improving the best schedule, and the branch and bound starts again from it:
+  a better schedule to beat prunes more, and the answer at the time limit is better.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from .timing import Timing
 
 EXACT_MAX_STEPS = 50
 EXACT_MAX_VARS = 500
+FIRST_EXACT_S, FIRST_EXACT_SHARE = 0.5, 0.05  # the first exact search: at most (s, share)
+LOCAL_SHARE = 0.3  # of the time left then, for the local search
 _REL = 1e-9
 
 
@@ -82,14 +88,18 @@ class _Search:
         per_inst = r.instance_energy_j.sum(axis=1) + r._idle
         return float((per_inst * self.weight).sum())
 
+    def fits(self, makespan_s: float) -> bool:
+        """Whether a schedule of ``makespan_s`` meets the deadline and the workflow's window."""
+        if self.deadline_s is not None and makespan_s > self.deadline_s * (1 + _REL):
+            return False
+        return self.timing.fits(makespan_s)
+
     def consider(self, label: str, inst: np.ndarray, start: np.ndarray, end: np.ndarray
                  ) -> float:
         self.evaluations += 1
         r = SimulationResult.build(self.prob, "optimal", inst, start, end)
         self.shortest = min(self.shortest, r.makespan_s)
-        if self.deadline_s is not None and r.makespan_s > self.deadline_s * (1 + _REL):
-            return np.inf
-        if not self.timing.fits(r.makespan_s):
+        if not self.fits(r.makespan_s):
             return np.inf
         obj = self.objective(r)
         if not obj < np.inf:  # overflowed (inf or NaN): worse than any finite schedule
@@ -215,11 +225,14 @@ def _heuristic(prob: Problem, search: _Search, weight: np.ndarray) -> None:
         size *= 2
 
 
-def _exact(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: float
+def _exact(prob: Problem, search: _Search, weight: np.ndarray, t_end: float
            ) -> tuple[bool, int]:
-    """The branch and bound of :mod:`.exact`: (proven optimal, nodes searched); its bound on
-    what it did not search is kept in ``search.exact_bound``."""
+    """The branch and bound of :mod:`.exact` for a short while (most small problems end
+    there); if it did not finish, the local search of :mod:`.local`, then the branch and
+    bound again from the better schedule, until ``t_end``: (proven optimal, nodes
+    searched); the bound on what was not searched is kept in ``search.exact_bound``."""
     from .exact import BranchAndBound
+    from .local import LocalSearch
 
     steps = np.asarray(prob.steps)
     ok = _feasible(prob, steps, search.deadline_s)
@@ -227,10 +240,23 @@ def _exact(prob: Problem, search: _Search, weight: np.ndarray, time_limit_s: flo
     cost = _rates(prob, weight, prob.demand[steps]) * prob.duration_s[steps][:, None]
     if not (np.isfinite(cost[ok]).all() and np.isfinite(runtime[ok]).all()):
         return False, 0  # overflowing costs: no exact search (the result check names them)
-    bb = BranchAndBound(prob, search, cost, runtime, ok, weight, search.deadline_s)
-    done = bb.run(time_limit_s)
-    search.exact_bound = max(search.exact_bound, bb.bound)
-    return done, bb.nodes
+
+    def search_for(limit_s: float) -> tuple[bool, int]:
+        bb = BranchAndBound(prob, search, cost, runtime, ok, weight, search.deadline_s)
+        done = bb.run(limit_s)
+        search.exact_bound = max(search.exact_bound, bb.bound)
+        return done, bb.nodes
+
+    left = max(0.0, t_end - time.perf_counter())
+    done, nodes = search_for(min(FIRST_EXACT_S, FIRST_EXACT_SHARE * left))
+    if done:
+        return True, nodes
+    idle_rate = prob.idle_w * prob.pue * weight
+    LocalSearch(prob, search, cost, ok, idle_rate).run(
+        time.perf_counter() + LOCAL_SHARE * left,
+        target=-np.inf if search.varying else search.exact_bound)
+    done, more = search_for(max(0.0, t_end - time.perf_counter()))
+    return done, nodes + more
 
 
 def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "auto",
@@ -253,8 +279,7 @@ def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "a
     small = S <= EXACT_MAX_STEPS and S * prob.n <= EXACT_MAX_VARS if exact is None else exact(prob)
     proven, nodes = False, 0
     if small and S:
-        left_s = time_limit_s - (time.perf_counter() - t_start)  # the heuristics' time counts
-        proven, nodes = _exact(prob, search, weight, max(0.0, left_s))
+        proven, nodes = _exact(prob, search, weight, t_start + time_limit_s)
     elif prob.n == 1 or not S or (deadline_s is None and not (prob.idle_w * weight).any()):
         proven = True  # separable objective: each task on its cheapest instance is optimal
     if search.best is None:

@@ -8,62 +8,13 @@ and the carbon objective.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
+from fakes.schedules import brute_force, random_case
 
 from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow, exact
 from energykernel.sim.optimal import solve
-from energykernel.sim.result import SimulationResult
-from energykernel.sim.schedule import compile_problem, run_schedule
-
-
-def brute_force(prob, deadline_s=None, carbon=False) -> float:
-    """The least objective over every assignment that fits (and meets the deadline)."""
-    best = np.inf
-    cap = np.array(prob.cap).T
-    for assign in itertools.product(range(prob.n), repeat=len(prob.steps)):
-        if any((prob.demand[k] > cap[i]).any() for k, i in zip(prob.steps, assign, strict=True)):
-            continue
-        r = SimulationResult.build(prob, "x", *run_schedule(prob, "assigned", list(assign)))
-        if deadline_s is not None and r.makespan_s > deadline_s * (1 + 1e-9):
-            continue
-        best = min(best, r.emissions_g if carbon else r.energy_j)
-    return best
-
-
-def instance(name, rng, cpu, idle, speed, intensity, ram=None, scale=1.0):
-    res = {"cpu": Resource(cpu, 4.0 * scale)}
-    if ram is not None:
-        res["ram"] = Resource(ram, 0.4 * scale)
-    return ComputeInstance(name, res, speed=speed, idle_power_w=idle, pue=1.2,
-                           intensity_g_per_kwh=intensity)
-
-
-def random_case(rng):
-    """Three instances — sometimes twins, sometimes one dominating another — and six steps
-    with dependencies and demands near the capacities (so steps wait and block)."""
-    kind = rng.integers(0, 3)
-    cpu = float(rng.integers(2, 5))
-    if kind == 0:  # identical twins and a third
-        a = dict(cpu=cpu, idle=float(rng.choice([0, 20, 60])), speed=1.0, intensity=300.0)
-        instances = [instance("a", rng, **a), instance("b", rng, **a),
-                     instance("c", rng, cpu=float(rng.integers(2, 5)), idle=float(rng.choice([0, 40])),
-                              speed=2.0, intensity=100.0, ram=8.0, scale=3.0)]
-    elif kind == 1:  # b like a but dearer (dominated)
-        a = dict(cpu=cpu, idle=30.0, speed=1.0, intensity=200.0)
-        instances = [instance("a", rng, **a), instance("b", rng, **a, scale=1.5),
-                     instance("c", rng, cpu=8.0, idle=0.0, speed=0.5, intensity=500.0, ram=16.0)]
-    else:  # all different
-        instances = [instance(f"i{j}", rng, cpu=float(rng.integers(2, 6)),
-                              idle=float(rng.choice([0, 10, 80])), speed=float(rng.choice([0.5, 1, 2])),
-                              intensity=float(rng.uniform(50, 500)), scale=float(rng.uniform(0.5, 3)))
-                     for j in range(3)]
-    tasks = [Task(f"t{k}", float(rng.integers(1, 30)), {"cpu": float(rng.integers(1, 3))},
-                  after=tuple(f"t{p}" for p in range(k) if rng.random() < 0.3))
-             for k in range(6)]
-    return ComputeEnvironment(instances), Workflow(tasks)
+from energykernel.sim.schedule import compile_problem
 
 
 @pytest.mark.parametrize("seed", range(24))

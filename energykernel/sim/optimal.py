@@ -275,6 +275,8 @@ def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "a
     objective, weight = _weights(prob, objective)
     search = _Search(prob, weight, deadline_s, timing, carbon=objective == "carbon")
     _heuristic(prob, search, weight)
+    # the bound reported when no proof comes, computed first so that its time counts
+    bound0 = 0.0 if search.varying else lower_bound(prob, weight, deadline_s)
     S = len(prob.steps)
     small = S <= EXACT_MAX_STEPS and S * prob.n <= EXACT_MAX_VARS if exact is None else exact(prob)
     proven, nodes = False, 0
@@ -296,8 +298,7 @@ def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "a
             obj = search.objective(result, place=False)
     else:
         timing.place(result, prob=prob)
-        bound = obj if proven else max(lower_bound(prob, weight, deadline_s),
-                                       min(search.exact_bound, obj))
+        bound = obj if proven else max(bound0, min(search.exact_bound, obj))
         result.info["lower_bound"] = bound
         result.info["gap"] = (obj - bound) / obj if obj > 0 else 0.0
     result.info.update({"objective": objective, "objective_value": obj,

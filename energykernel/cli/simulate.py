@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="scheduling mode (default: monitor)")
     p.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
                    help="makespan limit for --mode optimal")
+    p.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                   help="the time --mode optimal may take (default 10); its exact search "
+                        "stops there")
     p.add_argument("--objective", choices=("auto", "energy", "carbon"), default="auto",
                    help="what --mode optimal minimises (auto: carbon if every instance has "
                         "an intensity)")
@@ -122,9 +125,12 @@ def simulate_main(argv: list[str] | None = None) -> int:
                            [args.instances, args.tasks]) if args.dataset else None)
         if args.deadline is not None and args.mode != "optimal":
             raise SimulationInputError("--deadline: only with --mode optimal")
+        if args.time_limit is not None and args.mode != "optimal":
+            raise SimulationInputError("--time-limit: only with --mode optimal")
         env = ComputeEnvironment.from_json(args.instances)
         workflow = Workflow.from_json(args.tasks)
         result = env.run(workflow, args.mode, deadline_s=args.deadline,
+                         time_limit_s=args.time_limit,
                          objective=args.objective, algorithm=args.algorithm,
                          start_hour=args.start_hour,
                          shift={None: False, "workflow": True}.get(args.shift, args.shift))

@@ -297,7 +297,8 @@ class ComputeEnvironment:
             deadline_s: float | None = None, objective: str = "auto",
             products: Iterable[Any] = (), idle_aware: bool = False,
             algorithm: str = "greedy", start_hour: float = 0.0,
-            shift: bool | str = False) -> SimulationResult:
+            shift: bool | str = False, time_limit_s: float | None = None
+            ) -> SimulationResult:
         """Simulate ``workflow`` here: ``mode`` is ``monitor``, ``optimize`` or ``optimal``.
 
         ``deadline_s`` (optimal only) bounds the makespan; ``objective`` (optimal only) is
@@ -309,7 +310,8 @@ class ComputeEnvironment:
         (:mod:`.heft`). ``start_hour``: where t = 0 falls on the instances' hourly
         ``intensity_profile`` clock; ``shift``: delay the workflow, within its window, to
         the greenest start (:mod:`.timing`; optimal always may), and with ``"tasks"`` then
-        single steps within their slack (:mod:`.shift`). Each
+        single steps within their slack (:mod:`.shift`). ``time_limit_s`` (optimal only;
+        default 10 s): the whole call's time, its exact search stopping there. Each
         :class:`~energykernel.sim.DataProduct` in ``products`` records the result.
         """
         from .schedule import simulate
@@ -319,7 +321,8 @@ class ComputeEnvironment:
             workflow = Workflow(workflow)
         timing = Timing.of(workflow, start_hour=start_hour, shift=shift)
         result = simulate(self, workflow, mode, deadline_s=deadline_s, objective=objective,
-                          idle_aware=idle_aware, algorithm=algorithm, timing=timing)
+                          idle_aware=idle_aware, algorithm=algorithm, timing=timing,
+                          time_limit_s=time_limit_s)
         for product in products:
             product.observe(result)
         return result

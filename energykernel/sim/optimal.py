@@ -39,6 +39,7 @@ from .result import SimulationResult
 from .schedule import Problem, run_schedule
 from .timing import Timing
 
+TIME_LIMIT_S = 10.0  # the default time of a call (s)
 EXACT_MAX_STEPS = 50
 EXACT_MAX_VARS = 500
 FIRST_EXACT_S, FIRST_EXACT_SHARE = 0.5, 0.05  # the first exact search: at most (s, share)
@@ -260,7 +261,7 @@ def _exact(prob: Problem, search: _Search, weight: np.ndarray, t_end: float
 
 
 def solve(prob: Problem, *, deadline_s: float | None = None, objective: str = "auto",
-          time_limit_s: float = 10.0, exact: Callable[[Problem], bool] | None = None,
+          time_limit_s: float = TIME_LIMIT_S, exact: Callable[[Problem], bool] | None = None,
           timing: Timing | None = None) -> SimulationResult:
     """The optimal-mode result for ``prob`` (module docstring); the exact search stops
     ``time_limit_s`` after the call began."""

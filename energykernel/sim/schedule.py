@@ -21,6 +21,7 @@ import numpy as np
 
 from ..core.units import COMPONENTS, short_repr
 from .choose import NC, Assigned, Dynamic, releaser
+from .fields import _number
 from .idle import IdleAware
 from .model import (
     ComputeEnvironment,
@@ -305,22 +306,28 @@ def schedule_for(prob: Problem, mode: str, algorithm: str = "greedy",
 def simulate(env: ComputeEnvironment, workflow: Workflow, mode: str, *,
              deadline_s: float | None = None, objective: str = "auto",
              idle_aware: bool = False, algorithm: str = "greedy",
-             timing: Timing | None = None) -> SimulationResult:
+             timing: Timing | None = None, time_limit_s: float | None = None
+             ) -> SimulationResult:
     """Simulate ``workflow`` on ``env`` in ``mode`` (see the module docstring);
     ``idle_aware``: optimize ranks by the energy a choice adds, idle included;
     ``algorithm``: optimize's rule (:mod:`.heft`); ``timing``: hour, windows, shift
-    (:mod:`.timing`)."""
+    (:mod:`.timing`); ``time_limit_s``: optimal's time (None: 10 s)."""
     check_mode(mode)
     if deadline_s is not None and mode != "optimal":
         raise SimulationInputError("deadline_s: only the 'optimal' mode takes a deadline")
+    if time_limit_s is not None:
+        if mode != "optimal":
+            raise SimulationInputError("time_limit_s: only the 'optimal' mode takes a time limit")
+        time_limit_s = _number(time_limit_s, "time_limit_s", strict=True)
     check_algorithm(mode, algorithm, idle_aware)
     prob = compile_problem(env, workflow)
     timing = timing if timing is not None else Timing.of(workflow)
     with np.errstate(over="ignore", invalid="ignore"):  # an overflow is named just below
         if mode == "optimal":
-            from .optimal import solve
+            from .optimal import TIME_LIMIT_S, solve
 
-            result = solve(prob, deadline_s=deadline_s, objective=objective, timing=timing)
+            result = solve(prob, deadline_s=deadline_s, objective=objective, timing=timing,
+                           time_limit_s=TIME_LIMIT_S if time_limit_s is None else time_limit_s)
         else:
             inst, start, end = schedule_for(prob, mode, algorithm, idle_aware)
             result = SimulationResult.build(prob, mode, inst, start, end)

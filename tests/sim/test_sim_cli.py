@@ -38,6 +38,15 @@ def test_deadline_option(capsys):
     assert "--deadline: only with --mode optimal" in capsys.readouterr().err
 
 
+def test_time_limit_option(capsys):
+    assert simulate_main([INST, TASKS, "--mode", "optimal", "--time-limit", "2"]) == 0
+    assert "proven optimal" in capsys.readouterr().out
+    assert simulate_main([INST, TASKS, "--time-limit", "2"]) == 2
+    assert "--time-limit: only with --mode optimal" in capsys.readouterr().err
+    assert simulate_main([INST, TASKS, "--mode", "optimal", "--time-limit", "0"]) == 2
+    assert "time_limit_s" in capsys.readouterr().err
+
+
 def test_bad_input_exit_2_one_line_and_no_file(tmp_path, capsys):
     bad = tmp_path / "tasks.json"
     bad.write_text(json.dumps({"tasks": [{"name": "x", "duration_s": -5}]}))

@@ -89,9 +89,9 @@ def test_never_worse_and_bounded_by_its_clock():
     assert time.perf_counter() - t0 < 5.0  # it stops at its clock (generous: slow machines)
 
 
-def test_optimal_keeps_what_the_local_search_finds():
-    """50 independent steps × 10 instances with idle power, which the exact search does not
-    finish in 2 s: the answer is clearly better than every heuristic candidate."""
+def _hard_case():
+    """50 independent steps × 10 instances with idle power: the exact search does not
+    finish it in seconds."""
     rng = np.random.default_rng(0)
     env = ComputeEnvironment([
         ComputeInstance(f"m{i}", {"cpu": Resource(int(rng.integers(4, 33)), float(rng.uniform(2, 10))),
@@ -101,6 +101,12 @@ def test_optimal_keeps_what_the_local_search_finds():
     wf = Workflow([Task(f"t{k}", float(rng.uniform(10, 300)),
                         {"cpu": int(rng.integers(1, 5)), "ram": int(rng.integers(1, 16))})
                    for k in range(50)])
+    return env, wf
+
+
+def test_optimal_keeps_what_the_local_search_finds():
+    """On the hard case the answer is clearly better than every heuristic candidate."""
+    env, wf = _hard_case()
     prob = compile_problem(env, wf)
     weight = np.ones(prob.n)
     heuristics = _Search(prob, weight, None)
@@ -110,3 +116,11 @@ def test_optimal_keeps_what_the_local_search_finds():
     assert r.info["best_candidate"] in {"local search", "exact search"}
     assert r.energy_j < 0.97 * heuristics.best[0]  # 8–9 % below, measured
     assert r.info["lower_bound"] <= r.energy_j
+
+
+def test_time_limit_reaches_the_searches():
+    env, wf = _hard_case()
+    quick = env.run(wf, "optimal", time_limit_s=0.05)
+    longer = env.run(wf, "optimal", time_limit_s=1.5)
+    assert not quick.info["proven_optimal"] and not longer.info["proven_optimal"]
+    assert longer.info["nodes"] > 5 * quick.info["nodes"]

@@ -155,6 +155,11 @@ def test_bad_mode_and_deadline_outside_optimal():
         two_instances().run(three_tasks(), "fastest")
     with pytest.raises(SimulationInputError, match="deadline_s"):
         two_instances().run(three_tasks(), "monitor", deadline_s=5)
+    with pytest.raises(SimulationInputError, match="time_limit_s: only the 'optimal'"):
+        two_instances().run(three_tasks(), "optimize", time_limit_s=5)
+    for bad in (0, -1, float("nan"), "10"):
+        with pytest.raises(SimulationInputError, match="time_limit_s"):
+            two_instances().run(three_tasks(), "optimal", time_limit_s=bad)
 
 
 def test_emissions_from_instance_intensity():

@@ -31,6 +31,7 @@ from .result import SimulationResult
 
 INSTANCE_FIELDS = ("speed", "idle_power_w", "pue", "intensity_g_per_kwh")
 WORKLOAD_FIELDS = ("n_tasks", "duration_spread", "demand_scale", "seed")
+TIME_LIMIT_S = 1.0  # optimal's time in an update (s): the widget stays interactive
 TIME_FIELDS = ("profile", "start_hour")
 
 
@@ -173,13 +174,18 @@ def breakdown(result: SimulationResult, env: ComputeEnvironment) -> dict[str, An
 
 
 def mode_totals(result: SimulationResult) -> dict[str, Any]:
-    """A mode's totals: energy (kWh) per component and idle, makespan, emissions."""
+    """A mode's totals: energy (kWh) per component and idle, makespan, emissions; for
+    optimal also whether it is proven and its gap to its lower bound (None if unknown)."""
     per = result.instance_energy_j.sum(axis=0) / J_PER_KWH
     t = result.totals()
-    return {"energy_kwh": t["energy_j"] / J_PER_KWH, "makespan_s": t["makespan_s"],
-            "offset_s": result.offset_s,
-            "emissions_g": t["emissions_g"], "idle_kwh": t["idle_energy_j"] / J_PER_KWH,
-            "component_kwh": {c: float(per[k]) for k, c in enumerate(COMPONENTS)}}
+    out = {"energy_kwh": t["energy_j"] / J_PER_KWH, "makespan_s": t["makespan_s"],
+           "offset_s": result.offset_s,
+           "emissions_g": t["emissions_g"], "idle_kwh": t["idle_energy_j"] / J_PER_KWH,
+           "component_kwh": {c: float(per[k]) for k, c in enumerate(COMPONENTS)}}
+    if "proven_optimal" in result.info:
+        out["proven_optimal"] = bool(result.info["proven_optimal"])
+        out["gap"] = result.info.get("gap")
+    return out
 
 
 def shift_summary(result: SimulationResult, workflow: Workflow,
@@ -251,7 +257,7 @@ def compute(env: ComputeEnvironment, workflow: Workflow, *, mode: str = "optimiz
             instances: Mapping[str, Mapping[str, Any]] | None = None, n_tasks: Any = None,
             duration_spread: Any = 0.0, demand_scale: Any = 1.0, seed: Any = 0,
             deadline_s: Any = None, compare: bool = True, profile: Any = None,
-            start_hour: Any = 0) -> dict[str, Any]:
+            start_hour: Any = 0, time_limit_s: float = TIME_LIMIT_S) -> dict[str, Any]:
     """Everything the widget shows, from field values.
 
     ``instances``: name → {``speed``, ``idle_power_w``, ``pue``, ``intensity_g_per_kwh``,
@@ -259,7 +265,9 @@ def compute(env: ComputeEnvironment, workflow: Workflow, *, mode: str = "optimiz
     ``duration_spread``, ``demand_scale``, ``seed``: see :func:`scale_workflow`;
     ``deadline_s`` applies to ``optimal``; ``profile`` (a shipped name, a profile, or
     None/"" for the instances' own) gives every instance an hourly intensity;
-    ``start_hour`` (0–24) is when the workflow is submitted on that clock.
+    ``start_hour`` (0–24) is when the workflow is submitted on that clock;
+    ``time_limit_s``: optimal's time (short, so that an update stays interactive: on a
+    small workflow its exact search may then stop before a proof, as its ``info`` says).
 
     Returns ``errors`` (``"instance.field"``, a workload field, ``"deadline"`` or ``"run"``
     → message; nothing is computed while a field is invalid), ``simulation`` (the selected
@@ -310,8 +318,10 @@ def compute(env: ComputeEnvironment, workflow: Workflow, *, mode: str = "optimiz
         return out
     for m in (MODES if compare else (mode,)):
         try:
-            out["results"][m] = env2.run(wf, m, deadline_s=deadline if m == "optimal" else None,
-                                         start_hour=hour)
+            optimal = m == "optimal"
+            out["results"][m] = env2.run(wf, m, deadline_s=deadline if optimal else None,
+                                         start_hour=hour,
+                                         time_limit_s=time_limit_s if optimal else None)
         except SimulationInputError as exc:
             key = "deadline" if m == "optimal" and str(exc).startswith("deadline_s") else "run"
             if m == mode or key == "deadline":

@@ -302,3 +302,31 @@ def test_optimal_waits_and_says_so():
     assert "optimal starts 11.0 h later" in sim.totals.value
     shift = sim.output["shift"]  # measured from the submission, not from optimal's start
     assert shift["emissions_g"] == pytest.approx(210) and shift["saved_g"] == pytest.approx(135)
+
+
+def test_optimal_says_whether_it_is_proven():
+    sim = simulator(ENV, WF, chart=False)
+    assert sim.output["totals"]["optimal"]["proven_optimal"] is True
+    assert "optimal: proven optimal" in sim.totals.value
+    assert "proven_optimal" not in sim.output["totals"]["monitor"]
+
+
+def test_optimal_in_an_update_stops_at_the_widget_time_limit():
+    """A small workflow whose exact search would take optimal's full 10 s: the update's
+    optimal stops at its time limit and the widget says how far from its bound it may be."""
+    rng = np.random.default_rng(0)
+    env = ComputeEnvironment([
+        ComputeInstance(f"m{i}", {"cpu": Resource(int(rng.integers(4, 33)), float(rng.uniform(2, 10))),
+                                  "ram": Resource(64, float(rng.uniform(0.1, 0.5)))},
+                        speed=float(rng.uniform(0.5, 2)), idle_power_w=float(rng.uniform(10, 100)))
+        for i in range(10)])
+    wf = Workflow([Task(f"t{k}", float(rng.uniform(10, 300)),
+                        {"cpu": int(rng.integers(1, 5)), "ram": int(rng.integers(1, 16))})
+                   for k in range(50)])
+    out = compute(env, wf, mode="optimal", compare=False, time_limit_s=0.2)
+    info = out["simulation"].info
+    assert not info["proven_optimal"] and info["gap"] > 0
+    sim = simulator(env, wf, chart=False)
+    totals = sim.output["totals"]["optimal"]
+    assert totals["proven_optimal"] is False
+    assert "optimal: not proven, at most" in sim.totals.value

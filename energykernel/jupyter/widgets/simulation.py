@@ -113,6 +113,12 @@ def totals_html(totals: Mapping[str, Mapping[str, Any]], selected: str,
              f"<span style='float:right'>{widest:,.4g} kWh</span></span></td></tr>")
     waits = [f"{m} starts {t['offset_s'] / 3600:,.1f} h later (greener hours)"
              for m, t in totals.items() if t.get("offset_s", 0) > 0]
+    for m, t in totals.items():  # optimal: proven, or how far from its bound it may be
+        if t.get("proven_optimal"):
+            waits.append(f"{m}: proven optimal")
+        elif t.get("gap") is not None:
+            waits.append(f"{m}: not proven, at most {100 * t['gap']:,.1f} % above its "
+                         "lower bound")
     note = (f"<div style='font-size:smaller;color:#555'>{'; '.join(waits)}</div>"
             if waits else "")
     return _stale("<table class='ek-sim-totals'><tr><th>mode</th><th>energy (kWh)</th>"

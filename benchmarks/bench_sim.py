@@ -1,4 +1,5 @@
-"""Simulation speed: ``python benchmarks/bench_sim.py [--quick | --widget | --compare | --proof]``.
+"""Simulation speed: ``python benchmarks/bench_sim.py [--quick | --widget | --compare | --proof |
+--proof-sizes]``.
 
 Prints wall times for the event-driven scheduler (targets):
 
@@ -14,6 +15,7 @@ Prints wall times for the event-driven scheduler (targets):
   random tasks of the layer before) on 1,000 instances in monitor and optimize (target
   < 5 s each), the workflow's validation (names resolved, cycle check), and optimal
   (heuristic) on a 10,000-task DAG × 100 instances;
+* ``--proof-sizes``: optimal's proof on 10 to 50 tasks × 10 instances (where it holds);
 * ``--compare``: the scheduling rules side by side — monitor, optimize (greedy), optimize
   with ``algorithm="heft"`` and ``"heft-energy"``, and optimal (up to 10,000 tasks) — on
   generated DAGs (layered, fork-join, random) of 100 to 100,000 tasks, one instance per
@@ -191,6 +193,29 @@ def bench_proof(seeds: int = 5) -> None:
                       f"below optimize")
 
 
+def bench_proof_sizes(seeds: int = 3) -> None:
+    """Where the proof holds: optimal on 10 to 50 tasks (random DAGs, as :func:`bench_proof`)
+    × 10 distinct instances, with and without idle power — proven within 10 s, per size."""
+    for idle in (False, True):
+        for n_tasks in (10, 20, 30, 40, 50):
+            proven, times, gaps = 0, [], []
+            for seed in range(seeds):
+                rng = np.random.default_rng(100 + seed)
+                env = fleet(10, rng)
+                if not idle:
+                    env = ComputeEnvironment([i.with_changes(idle_power_w=0.0) for i in env])
+                wf = Workflow(random_dag_workload(n_tasks, rng))
+                deadline = env.run(wf, "optimize").makespan_s * 1.2
+                t0 = time.perf_counter()
+                r = env.run(wf, "optimal", deadline_s=deadline)
+                times.append(time.perf_counter() - t0)
+                proven += bool(r.info["proven_optimal"])
+                gaps.append(r.info["gap"])
+            print(f"optimal {n_tasks:2d} tasks x 10 instances, idle {'yes' if idle else 'no '}: "
+                  f"proven {proven}/{seeds}, {min(times):5.2f}–{max(times):5.2f} s, "
+                  f"gap ≤ {100 * max(gaps):4.1f} %")
+
+
 def timed(label: str, fn, target_s: float | None = None):
     """Run ``fn`` once; print wall and CPU seconds (CPU is steadier on a shared machine)."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -247,9 +272,14 @@ def main() -> None:
                     help="only the widget-sized case and the simulator widget's update")
     ap.add_argument("--proof", action="store_true",
                     help="only optimal's proof on 50 tasks x 10 instances")
+    ap.add_argument("--proof-sizes", action="store_true",
+                    help="only optimal's proof on 10 to 50 tasks x 10 instances")
     args = ap.parse_args()
     if args.proof:
         bench_proof()
+        return
+    if args.proof_sizes:
+        bench_proof_sizes()
         return
     if args.compare:
         bench_compare([100, 1_000, 10_000] if args.quick else [100, 1_000, 10_000, 100_000])

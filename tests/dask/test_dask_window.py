@@ -149,8 +149,13 @@ def test_timeline_gathers_worker_samples(client, fake):
     starts = tl.time.values - (tl.interval.values * 1e9).astype("timedelta64[ns]")
     inside = starts >= np.datetime64(int(t0 * 1e9), "ns")
     cpu = tl.power.sel(component="cpu").values[inside]
+    interval = tl.interval.values[inside]
     # The fake's packages draw 40 + 30 W; samples at the window's edges see part of it.
-    assert (cpu > 0).any() and (cpu <= 70.0 * 1.5).all()
+    # The fake's thread advances its counters by the time since it last ran, so on a
+    # loaded machine one sample can see a catch-up burst: the mean over the samples is
+    # what stays within the draw.
+    assert (cpu > 0).any() and (cpu <= 70.0 * 4).all()
+    assert (cpu * interval).sum() / interval.sum() <= 70.0 * 1.5
 
 
 def test_unregister_stops_worker_samplers(client, fake):

@@ -57,3 +57,18 @@ def random_case(rng):
                   after=tuple(f"t{p}" for p in range(k) if rng.random() < 0.3))
              for k in range(6)]
     return ComputeEnvironment(instances), Workflow(tasks)
+
+
+def hard_case():
+    """50 independent steps × 10 instances with idle power: the exact search does not
+    finish it in seconds."""
+    rng = np.random.default_rng(0)
+    env = ComputeEnvironment([
+        ComputeInstance(f"m{i}", {"cpu": Resource(int(rng.integers(4, 33)), float(rng.uniform(2, 10))),
+                                  "ram": Resource(64, float(rng.uniform(0.1, 0.5)))},
+                        speed=float(rng.uniform(0.5, 2)), idle_power_w=float(rng.uniform(10, 100)))
+        for i in range(10)])
+    wf = Workflow([Task(f"t{k}", float(rng.uniform(10, 300)),
+                        {"cpu": int(rng.integers(1, 5)), "ram": int(rng.integers(1, 16))})
+                   for k in range(50)])
+    return env, wf

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from fakes.schedules import brute_force, random_case
+from fakes.schedules import brute_force, hard_case, random_case
 
 from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow
 from energykernel.sim.local import LocalSearch
@@ -89,24 +89,9 @@ def test_never_worse_and_bounded_by_its_clock():
     assert time.perf_counter() - t0 < 5.0  # it stops at its clock (generous: slow machines)
 
 
-def _hard_case():
-    """50 independent steps × 10 instances with idle power: the exact search does not
-    finish it in seconds."""
-    rng = np.random.default_rng(0)
-    env = ComputeEnvironment([
-        ComputeInstance(f"m{i}", {"cpu": Resource(int(rng.integers(4, 33)), float(rng.uniform(2, 10))),
-                                  "ram": Resource(64, float(rng.uniform(0.1, 0.5)))},
-                        speed=float(rng.uniform(0.5, 2)), idle_power_w=float(rng.uniform(10, 100)))
-        for i in range(10)])
-    wf = Workflow([Task(f"t{k}", float(rng.uniform(10, 300)),
-                        {"cpu": int(rng.integers(1, 5)), "ram": int(rng.integers(1, 16))})
-                   for k in range(50)])
-    return env, wf
-
-
 def test_optimal_keeps_what_the_local_search_finds():
     """On the hard case the answer is clearly better than every heuristic candidate."""
-    env, wf = _hard_case()
+    env, wf = hard_case()
     prob = compile_problem(env, wf)
     weight = np.ones(prob.n)
     heuristics = _Search(prob, weight, None)
@@ -133,7 +118,7 @@ def test_time_limit_reaches_the_searches(monkeypatch):
         return real(prob, **kw)
 
     monkeypatch.setattr(optimal, "solve", solve)
-    env, wf = _hard_case()
+    env, wf = hard_case()
     quick = env.run(wf, "optimal", time_limit_s=0.05)
     assert not quick.info["proven_optimal"] and quick.info["gap"] > 0
     small = Workflow(wf.tasks[:3])

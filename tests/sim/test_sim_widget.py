@@ -13,6 +13,8 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
+from fakes.schedules import hard_case
+
 import energykernel.jupyter.widgets
 from energykernel.jupyter.widgets.simulation import Simulator, simulator
 from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow
@@ -314,15 +316,7 @@ def test_optimal_says_whether_it_is_proven():
 def test_optimal_in_an_update_stops_at_the_widget_time_limit():
     """A small workflow whose exact search would take optimal's full 10 s: the update's
     optimal stops at its time limit and the widget says how far from its bound it may be."""
-    rng = np.random.default_rng(0)
-    env = ComputeEnvironment([
-        ComputeInstance(f"m{i}", {"cpu": Resource(int(rng.integers(4, 33)), float(rng.uniform(2, 10))),
-                                  "ram": Resource(64, float(rng.uniform(0.1, 0.5)))},
-                        speed=float(rng.uniform(0.5, 2)), idle_power_w=float(rng.uniform(10, 100)))
-        for i in range(10)])
-    wf = Workflow([Task(f"t{k}", float(rng.uniform(10, 300)),
-                        {"cpu": int(rng.integers(1, 5)), "ram": int(rng.integers(1, 16))})
-                   for k in range(50)])
+    env, wf = hard_case()
     out = compute(env, wf, mode="optimal", compare=False, time_limit_s=0.2)
     info = out["simulation"].info
     assert not info["proven_optimal"] and info["gap"] > 0

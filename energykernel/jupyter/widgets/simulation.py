@@ -111,16 +111,16 @@ def totals_html(totals: Mapping[str, Mapping[str, Any]], selected: str,
              f"color:#555'><span style='display:inline-block;width:{width_px}px;"
              f"border-top:1px solid #555'><span style='float:left'>0</span>"
              f"<span style='float:right'>{widest:,.4g} kWh</span></span></td></tr>")
-    waits = [f"{m} starts {t['offset_s'] / 3600:,.1f} h later (greener hours)"
+    notes = [f"{m} starts {t['offset_s'] / 3600:,.1f} h later (greener hours)"
              for m, t in totals.items() if t.get("offset_s", 0) > 0]
     for m, t in totals.items():  # optimal: proven, or how far from its bound it may be
         if t.get("proven_optimal"):
-            waits.append(f"{m}: proven optimal")
+            notes.append(f"{m}: proven optimal")
         elif t.get("gap") is not None:
-            waits.append(f"{m}: not proven, at most {100 * t['gap']:,.1f} % above its "
+            notes.append(f"{m}: not proven, at most {100 * t['gap']:,.1f} % above its "
                          "lower bound")
-    note = (f"<div style='font-size:smaller;color:#555'>{'; '.join(waits)}</div>"
-            if waits else "")
+    note = (f"<div style='font-size:smaller;color:#555'>{'; '.join(notes)}</div>"
+            if notes else "")
     return _stale("<table class='ek-sim-totals'><tr><th>mode</th><th>energy (kWh)</th>"
                   "<th>makespan (s)</th><th>emissions (gCO2e)</th>"
                   f"<th style='font-weight:normal'>{legend}</th></tr>" + "".join(rows)

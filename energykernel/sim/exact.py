@@ -43,6 +43,16 @@ MAX_SETS = 4096  # sets of idle-drawing instances searched one by one (2^12)
 _EPS = 1e-9
 
 
+def score(cost: np.ndarray, idle_rate: np.ndarray, assign: np.ndarray,
+          makespan_s: float) -> float:
+    """An assignment's objective in the searches' terms: its task cost (``cost``: steps ×
+    instances) + the idle rate of the instances it uses × ``makespan_s``."""
+    used = np.zeros(len(idle_rate), dtype=bool)
+    used[assign] = True
+    return (float(cost[np.arange(len(assign)), assign].sum())
+            + float(idle_rate[used].sum()) * makespan_s)
+
+
 class BranchAndBound:
     """One exact search (module docstring); :meth:`run` says whether it finished."""
 
@@ -82,12 +92,7 @@ class BranchAndBound:
         best = self.search.best
         if best is None:
             return math.inf
-        r = best[1]
-        assign = r.assignment
-        used = np.zeros(self.n, dtype=bool)
-        used[assign] = True
-        task = float(self.cost[np.arange(self.S), assign].sum())
-        return task + float(self.idle_rate[used].sum()) * r.makespan_s
+        return score(self.cost, self.idle_rate, best[1].assignment, best[1].makespan_s)
 
     def _dominance(self) -> tuple[np.ndarray, list[int]]:
         """``dom[a, b]``: instance *a* can replace *b* in any schedule at no more cost — same

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .exact import score
 from .schedule import run_schedule
 
 if TYPE_CHECKING:
@@ -46,21 +47,17 @@ class LocalSearch:
         self.idle_rate = idle_rate
         self.rng = np.random.default_rng(seed)
         self.evaluations = 0
-        self._rows = np.arange(ok.shape[0])
 
     def score(self, assign: np.ndarray) -> float:
         """The objective of the rule's schedule for ``assign`` (inf past a deadline)."""
         self.evaluations += 1
         if self.search.varying:
             return self.search.assigned("local search", assign)
-        inst, _start, end = run_schedule(self.prob, "assigned", assign.tolist())
+        _inst, _start, end = run_schedule(self.prob, "assigned", assign.tolist())
         makespan = float(end.max()) if len(end) else 0.0
         if not self.search.fits(makespan):
             return np.inf
-        used = np.zeros(len(self.idle_rate), dtype=bool)
-        used[inst] = True
-        return (float(self.cost[self._rows, assign].sum())
-                + float(self.idle_rate[used].sum()) * makespan)
+        return score(self.cost, self.idle_rate, assign, makespan)
 
     def run(self, t_end: float, kicks: int | None = None, target: float = -np.inf) -> None:
         """Search from the best schedule until ``t_end`` (``time.perf_counter``), after
@@ -117,12 +114,15 @@ class LocalSearch:
     def _emptied(self, a: np.ndarray, j: int, to: int) -> np.ndarray | None:
         """``a`` with instance ``j``'s steps moved to instance ``to`` where they fit, the
         others (all, with ``to`` = -1) each to its cheapest other instance in use; None
-        when some step has nowhere to go."""
+        when some step has nowhere to go or ``to`` takes none of them."""
+        steps = np.flatnonzero(a == j)
+        if to >= 0 and not self.ok[steps, to].any():
+            return None  # it takes none of them: the candidate of to = -1
         in_use = np.zeros(self.ok.shape[1], dtype=bool)
         in_use[a] = True
         in_use[j] = False
         out = a.copy()
-        for s in np.flatnonzero(a == j):
+        for s in steps:
             if to >= 0 and self.ok[s, to]:
                 out[s] = to
                 continue

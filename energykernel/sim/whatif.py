@@ -31,7 +31,7 @@ from .result import SimulationResult
 
 INSTANCE_FIELDS = ("speed", "idle_power_w", "pue", "intensity_g_per_kwh")
 WORKLOAD_FIELDS = ("n_tasks", "duration_spread", "demand_scale", "seed")
-TIME_LIMIT_S = 1.0  # optimal's time in an update (s): the widget stays interactive
+UPDATE_TIME_LIMIT_S = 1.0  # optimal's time in an update (s): the widget stays interactive
 TIME_FIELDS = ("profile", "start_hour")
 
 
@@ -257,7 +257,7 @@ def compute(env: ComputeEnvironment, workflow: Workflow, *, mode: str = "optimiz
             instances: Mapping[str, Mapping[str, Any]] | None = None, n_tasks: Any = None,
             duration_spread: Any = 0.0, demand_scale: Any = 1.0, seed: Any = 0,
             deadline_s: Any = None, compare: bool = True, profile: Any = None,
-            start_hour: Any = 0, time_limit_s: float = TIME_LIMIT_S) -> dict[str, Any]:
+            start_hour: Any = 0, time_limit_s: float = UPDATE_TIME_LIMIT_S) -> dict[str, Any]:
     """Everything the widget shows, from field values.
 
     ``instances``: name → {``speed``, ``idle_power_w``, ``pue``, ``intensity_g_per_kwh``,

@@ -256,7 +256,7 @@ def test_driver_thread_wraps_are_all_counted(tmp_path):
                 stop.wait(intervals[-1])
 
         thread = threading.Thread(target=sampler)
-        tree.start(tick_s=0.001)
+        tree.start(tick_s=0.001, max_step_s=0.02)  # a starved thread catches up gradually
         thread.start()
         threading.Event().wait(1.3)
         tree.stop()

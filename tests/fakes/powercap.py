@@ -188,24 +188,15 @@ class FakePowercap:
         os.chmod(path, 0o400)
         return path
 
-    def start(self, tick_s: float = 0.001, max_step_s: float | None = None) -> None:
-        """Advance all counters in a thread at their power in real (monotonic) time.
-
-        ``max_step_s``: at most that much time's energy a tick, the rest carried to the next
-        ticks — a thread the machine starved then catches up gradually, as a hardware
-        counter (which never jumps) would have counted, instead of in one burst.
-        """
+    def start(self, tick_s: float = 0.001) -> None:
+        """Advance all counters in a thread at their power in real (monotonic) time."""
         self._stop.clear()
 
         def run() -> None:
             last = time.monotonic()
-            owed = 0.0
             while not self._stop.wait(tick_s):
                 now = time.monotonic()
-                owed += now - last
-                step = owed if max_step_s is None else min(owed, max_step_s)
-                self.advance(step)
-                owed -= step
+                self.advance(now - last)
                 last = now
 
         self._thread = threading.Thread(target=run, name="fake-powercap", daemon=True)

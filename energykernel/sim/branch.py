@@ -25,17 +25,34 @@ class Timeout(Exception):
     """The search's time is up."""
 
 
-def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | None) -> None:
+def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | None,
+               prices: np.ndarray | None = None, root_only: bool = False) -> None:
     """Search the assignments that use, of the idle-drawing instances, exactly
-    ``required`` (None: any) and no instance outside ``allowed``; raises :class:`Timeout`
-    at the clock."""
+    ``required`` (None: any) and no instance outside ``allowed``, bounded with the capacity
+    ``prices`` of :mod:`.relax` where given (instances × components; needs ``required``);
+    raises :class:`Timeout` at the clock. ``root_only``: only bound the set's root (in
+    ``bb.root_bound``)."""
     S, n = bb.S, bb.n
-    cost_m = np.where(allowed[None, :], bb.cost, np.inf)
+    real_m = np.where(allowed[None, :], bb.cost, np.inf)
     rt_m = np.where(allowed[None, :], bb.runtime, np.inf)
+    fixed_idle = None if required is None else float(bb.idle_rate[required].sum())
+    # the bound's cost of a step on an instance (with prices: + the capacity it takes
+    # there), and the idle rate the bound charges the makespan
+    cost_m, bound_rate = real_m, fixed_idle
+    price: list[list[float]] = []  # the prices, where the bound uses them
+    if prices is not None and fixed_idle is not None:
+        dem_s = bb.prob.demand[bb.kind]  # (S, NC)
+        with np.errstate(invalid="ignore"):
+            taken = np.where(np.isfinite(rt_m)[:, :, None],
+                             dem_s[:, None, :] * rt_m[:, :, None] * prices[None, :, :], 0.0)
+        cost_m = real_m + taken.sum(axis=2)
+        bound_rate = fixed_idle - float((prices * np.array(bb.cap).T).sum())
+        price = prices.tolist()
     minc = cost_m.min(axis=1).tolist()
     minrt = rt_m.min(axis=1).tolist()
-    # per step its instances in cost order, with (instance, cost, runtime)
-    options = [[(int(i), float(cost_m[s, i]), float(rt_m[s, i]))
+    # per step its instances in the bound's cost order: (instance, bound's cost, runtime,
+    # cost)
+    options = [[(int(i), float(cost_m[s, i]), float(rt_m[s, i]), float(real_m[s, i]))
                 for i in np.argsort(cost_m[s], kind="stable") if cost_m[s, i] < math.inf]
                for s in range(S)]
     rts = rt_m.tolist()
@@ -46,7 +63,6 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
     dem_of = [[(c, d) for c, d in enumerate(demand[k]) if d] for k in kind]
     comps = [c for c in range(NC) if capsum[c] > 0 and any(demand[k][c] for k in kind)]
     idle_rate = bb.idle_rate.tolist()
-    fixed_idle = None if required is None else float(bb.idle_rate[required].sum())
     need = [False] * n
     if required is not None:
         for i in required.tolist():
@@ -111,13 +127,18 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
             return fixed_idle * span
         return sum(idle_rate[i] for i in range(n) if used[i]) * span
 
+    def bound_idle(span: float) -> float:
+        """The bound's charge for a makespan of ``span`` (with prices: at the rate they
+        leave; the rest is in the steps' prices and :func:`node_bound`'s offset)."""
+        return bound_rate * span if bound_rate is not None else idle_of(span)
+
     # Per step, over its options in cost order: the costs, and the running minima of
     # runtime and (when the idle rate is known) of the price cost − minc + rate × runtime.
     opt_cost = [[o[1] for o in opts] for opts in options]
     pre_rt = [list(accumulate((o[2] for o in opts), min)) for opts in options]
     pre_rt_max = [list(accumulate((o[2] for o in opts), max)) for opts in options]
-    pre_price = None if fixed_idle is None else [
-        list(accumulate((o[1] - minc[s] + fixed_idle * o[2] for o in options[s]), min))
+    pre_price = None if bound_rate is None else [
+        list(accumulate((o[1] - minc[s] + bound_rate * o[2] for o in options[s]), min))
         for s in range(S)]
 
     tail = [0.0] * S  # per step the longest chain of fastest runtimes after it
@@ -220,11 +241,14 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
         time-only bound to ``limit`` and prices again with the options left.
         """
         now, cost0 = st["now"], st["cost"]
-        rate = fixed_idle if fixed_idle is not None else sum(
+        rate = bound_rate if bound_rate is not None else sum(
             idle_rate[i] for i in range(n) if used[i])
         todo = [s for s in order if end[s] < 0]
         running_work = [(c, i, d * (e - now)) for e, s_, i, _k in heap if e > now
                         for c, d in dem_of[s_]]
+        if price and fixed_idle is not None:  # the capacity taken by what runs, and before now
+            cost0 += sum(price[i][c] * w for c, i, w in running_work)
+            cost0 += (fixed_idle - rate) * now
         lb, span, gap = -math.inf, 0.0, math.inf
         out: tuple = ([], math.inf)
         floor = minc[:]  # per step its cheapest option still open
@@ -268,25 +292,27 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
         lb, span, opts, base = node_bound(limit, s)
         if depth == 0:
             bb.root_bound = min(lb, bb.incumbent)
+            if root_only:
+                return
         if lb >= limit or span > deadline or st["missing"] > st["unassigned"]:
             return
         now = st["now"]
         after = tail[s]  # the head's successors run after it
         snap = ([col[:] for col in free], running[:], heap[:], ready[:], indeg[:], end[:],
                 dict(st))
-        rate_span = idle_of(span)
-        for i, c_i, r_i in opts:
+        rate_span = bound_idle(span)
+        for i, c_i, r_i, real_i in opts:
             if base + c_i + rate_span >= limit:
                 break  # options are in cost order
             if not used[i] and twin[i] >= 0 and not used[twin[i]]:
                 continue  # identical instances are first used in index order
             span_i = max(span, now + r_i + after)
             extra = idle_rate[i] * span_i if fixed_idle is None and not used[i] else 0.0
-            if span_i > deadline or base + c_i + idle_of(span_i) + extra >= limit:
+            if span_i > deadline or base + c_i + bound_idle(span_i) + extra >= limit:
                 continue
             assign[s] = i
             used[i] += 1
-            st["cost"] += c_i
+            st["cost"] += real_i
             st["unassigned"] -= 1
             if need[i] and used[i] == 1:
                 st["missing"] -= 1

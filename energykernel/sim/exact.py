@@ -14,7 +14,11 @@ makespan), which makes the bound tight from the root. A node's bound
 (:mod:`.branch`, which searches one set) is the cost so far + each unplaced step's cheapest
 cost in *U* + idle(*U*) × the longest path of steps, a step on the path priced at its extra
 cost + idle rate × runtime; the makespan is also bounded by the ends so far and, per
-component and per instance, by the work left over the capacity. Options that alone lift
+component and per instance, by the work left over the capacity. Before a set is searched
+its root is bounded again with the capacity prices of its LP relaxation (:mod:`.relax`: a
+step's cost on an instance then carries the capacity it takes there, and the makespan is
+charged the idle rate the prices leave), the set goes back in line at that bound, and its
+search uses the prices at every node. Options that alone lift
 the bound to the best found, or leave no room before the deadline for the chain after
 them, are dropped; a node that can no longer use every instance of *U* is cut. A set
 holding an instance that an instance outside it dominates (same capacities, speed and idle
@@ -25,6 +29,7 @@ instances used so far (a weaker bound).
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from itertools import combinations
@@ -34,6 +39,7 @@ import numpy as np
 
 from .branch import Timeout, search_set
 from .dag import longest_chain_s
+from .relax import capacity_prices
 
 if TYPE_CHECKING:
     from .optimal import _Search
@@ -78,6 +84,8 @@ class BranchAndBound:
         self.order = list(range(S)) if dag is None else dag.order
         self.cap = prob.cap
         self.nodes = 0
+        self.use_prices = True  # bound each set with the capacity prices of .relax
+        self.price_cache: dict[tuple[int, ...], np.ndarray | None] = {}  # per set
         self.bound = 0.0  # a lower bound on every assignment not yet searched
         self.root_bound = 0.0  # the bound at the root of the set being searched
         self.incumbent = self._score_best()
@@ -178,20 +186,55 @@ class BranchAndBound:
         """Per component the capacity of the ``allowed`` instances together."""
         return (np.array(self.cap).T * allowed[:, None]).sum(axis=0)
 
+    def prices(self, allowed: np.ndarray, required: np.ndarray) -> np.ndarray | None:
+        """The capacity prices (:mod:`.relax`) of the set that uses exactly ``required``
+        of the idle-drawing instances and no instance outside ``allowed``."""
+        return capacity_prices(self, allowed, float(self.idle_rate[required].sum()))
+
+    def set_root_bound(self, allowed: np.ndarray, required: np.ndarray,
+                       prices: np.ndarray | None = None) -> float:
+        """The bound at the root of one set's search (with ``prices``: the priced one),
+        as if no schedule had been found (the search caps it at the best found)."""
+        best, self.incumbent = self.incumbent, math.inf
+        self.root_bound, self.t_end = math.inf, math.inf
+        try:
+            search_set(self, allowed, required, prices, root_only=True)
+        finally:
+            self.incumbent = min(best, self.incumbent)
+        return self.root_bound
+
     def run(self, time_limit_s: float) -> bool:
-        """Search until done (True: the best schedule is optimal) or ``time_limit_s``."""
+        """Search until done (True: the best schedule is optimal) or ``time_limit_s``.
+
+        The sets are taken best bound first; a set's first bound is the plain root bound,
+        and before it is searched its root is bounded again with its capacity prices
+        (:mod:`.relax`) and the set goes back in line at that bound (most sets end there)."""
         self.t_end = time.perf_counter() + time_limit_s
         sets = self._sets()
-        for j, (b, allowed, required) in enumerate(sets):
-            if b == math.inf or b >= self.limit():
-                break
+        line = [(b, j, False) for j, (b, _a, _r) in enumerate(sets)]
+        heapq.heapify(line)
+        cache = self.price_cache
+        while line and line[0][0] < self.limit():
+            b, j, priced = heapq.heappop(line)
+            _b, allowed, required = sets[j]
             self.root_bound = b
             try:
-                search_set(self, allowed, required)
+                key = () if required is None else tuple(required.tolist())
+                if not priced and self.use_prices and required is not None:
+                    if key not in cache:
+                        cache[key] = self.prices(allowed, required)
+                    if cache[key] is not None:
+                        search_set(self, allowed, required, cache[key], root_only=True)
+                        heapq.heappush(line, (max(b, self.root_bound), j, True))
+                        continue
+                search_set(self, allowed, required, cache.get(key))
             except Timeout:
                 # what is left: this set below its root, and the sets not yet searched
-                later = sets[j + 1][0] if j + 1 < len(sets) else math.inf
+                later = line[0][0] if line else math.inf
                 self.bound = min(self.incumbent, max(b, self.root_bound), later)
+                return False
+            if time.perf_counter() > self.t_end and line and line[0][0] < self.limit():
+                self.bound = min(self.incumbent, line[0][0])
                 return False
         self.bound = self.incumbent
         return True

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +39,9 @@ from .model import OBJECTIVES, SimulationInputError, UnschedulableError, _number
 from .result import SimulationResult
 from .schedule import Problem, run_schedule
 from .timing import Timing
+
+if TYPE_CHECKING:
+    from .exact import BranchAndBound
 
 TIME_LIMIT_S = 10.0  # the default time of a call (s)
 EXACT_MAX_STEPS = 50
@@ -226,34 +230,55 @@ def _heuristic(prob: Problem, search: _Search, weight: np.ndarray) -> None:
         size *= 2
 
 
+def _step_costs(prob: Problem, search: _Search, weight: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Per step and instance the objective of running it there, and whether it can."""
+    steps = np.asarray(prob.steps)
+    cost = _rates(prob, weight, prob.demand[steps]) * prob.duration_s[steps][:, None]
+    return cost, _feasible(prob, steps, search.deadline_s)
+
+
+def branch_and_bound(prob: Problem, search: _Search, weight: np.ndarray
+                     ) -> BranchAndBound | None:
+    """:mod:`.exact`'s search of ``prob`` from ``search``'s best schedule (None when some
+    cost or runtime overflows)."""
+    from .exact import BranchAndBound
+
+    steps = np.asarray(prob.steps)
+    cost, ok = _step_costs(prob, search, weight)
+    runtime = prob.duration_s[steps][:, None] / prob.speed[None, :]
+    if not (np.isfinite(cost[ok]).all() and np.isfinite(runtime[ok]).all()):
+        return None
+    return BranchAndBound(prob, search, cost, runtime, ok, weight, search.deadline_s)
+
+
 def _exact(prob: Problem, search: _Search, weight: np.ndarray, t_end: float
            ) -> tuple[bool, int]:
     """The branch and bound of :mod:`.exact` for a short while (most small problems end
     there); if it did not finish, the local search of :mod:`.local`, then the branch and
     bound again from the better schedule, until ``t_end``: (proven optimal, nodes
     searched); the bound on what was not searched is kept in ``search.exact_bound``."""
-    from .exact import BranchAndBound
     from .local import LocalSearch
 
-    steps = np.asarray(prob.steps)
-    ok = _feasible(prob, steps, search.deadline_s)
-    runtime = prob.duration_s[steps][:, None] / prob.speed[None, :]
-    cost = _rates(prob, weight, prob.demand[steps]) * prob.duration_s[steps][:, None]
-    if not (np.isfinite(cost[ok]).all() and np.isfinite(runtime[ok]).all()):
+    first = branch_and_bound(prob, search, weight)
+    if first is None:
         return False, 0  # overflowing costs: no exact search (the result check names them)
 
-    def search_for(limit_s: float) -> tuple[bool, int]:
-        bb = BranchAndBound(prob, search, cost, runtime, ok, weight, search.deadline_s)
+    def search_for(limit_s: float, bb: BranchAndBound | None = None) -> tuple[bool, int]:
+        if bb is None:  # again, from the best found so far (the sets' prices are kept)
+            bb = branch_and_bound(prob, search, weight)
+            assert bb is not None
+            bb.price_cache = first.price_cache
         done = bb.run(limit_s)
         search.exact_bound = max(search.exact_bound, bb.bound)
         return done, bb.nodes
 
     left = max(0.0, t_end - time.perf_counter())
-    done, nodes = search_for(min(FIRST_EXACT_S, FIRST_EXACT_SHARE * left))
+    done, nodes = search_for(min(FIRST_EXACT_S, FIRST_EXACT_SHARE * left), first)
     if done:
         return True, nodes
     idle_rate = prob.idle_w * prob.pue * weight
-    LocalSearch(prob, search, cost, ok, idle_rate).run(
+    LocalSearch(prob, search, *_step_costs(prob, search, weight), idle_rate).run(
         time.perf_counter() + LOCAL_SHARE * left,
         target=-np.inf if search.varying else search.exact_bound)
     done, more = search_for(max(0.0, t_end - time.perf_counter()))

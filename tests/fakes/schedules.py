@@ -59,10 +59,10 @@ def random_case(rng):
     return ComputeEnvironment(instances), Workflow(tasks)
 
 
-def hard_case():
-    """50 independent steps × 10 instances with idle power: the exact search does not
-    finish it in seconds."""
-    rng = np.random.default_rng(0)
+def independent_case(seed: int, n_tasks: int = 50):
+    """``n_tasks`` independent steps × 10 instances of random sizes, all with idle power:
+    the makespan trades against each step's cheapest instance."""
+    rng = np.random.default_rng(seed)
     env = ComputeEnvironment([
         ComputeInstance(f"m{i}", {"cpu": Resource(int(rng.integers(4, 33)), float(rng.uniform(2, 10))),
                                   "ram": Resource(64, float(rng.uniform(0.1, 0.5)))},
@@ -70,5 +70,23 @@ def hard_case():
         for i in range(10)])
     wf = Workflow([Task(f"t{k}", float(rng.uniform(10, 300)),
                         {"cpu": int(rng.integers(1, 5)), "ram": int(rng.integers(1, 16))})
-                   for k in range(50)])
+                   for k in range(n_tasks)])
     return env, wf
+
+
+def hard_case():
+    """50 independent steps × 10 instances with idle power: the exact search does not
+    finish it in seconds."""
+    return independent_case(0)
+
+
+def capacity_case(rng):
+    """Seven independent steps on three small instances with idle power: the cheapest
+    instance cannot take every step within the makespan (the capacity prices bind)."""
+    instances = [instance(f"i{j}", rng, cpu=float(rng.integers(2, 5)),
+                          idle=float(rng.uniform(5, 60)), speed=float(rng.choice([0.5, 1, 2])),
+                          intensity=300.0, scale=float(rng.uniform(0.3, 3)))
+                 for j in range(3)]
+    tasks = [Task(f"t{k}", float(rng.integers(5, 60)), {"cpu": float(rng.integers(1, 3))})
+             for k in range(7)]
+    return ComputeEnvironment(instances), Workflow(tasks)

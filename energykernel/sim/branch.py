@@ -52,8 +52,10 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
     minrt = rt_m.min(axis=1).tolist()
     # per step its instances in the bound's cost order: (instance, bound's cost, runtime,
     # cost)
-    options = [[(int(i), float(cost_m[s, i]), float(rt_m[s, i]), float(real_m[s, i]))
-                for i in np.argsort(cost_m[s], kind="stable") if cost_m[s, i] < math.inf]
+    by_cost = np.argsort(cost_m, axis=1, kind="stable")
+    columns = [by_cost.tolist()] + [np.take_along_axis(m, by_cost, axis=1).tolist()
+                                    for m in (cost_m, rt_m, real_m)]
+    options = [[o for o in zip(*(col[s] for col in columns), strict=True) if o[1] < math.inf]
                for s in range(S)]
     rts = rt_m.tolist()
     capsum = bb.capacity(allowed).tolist()

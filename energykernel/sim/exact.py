@@ -86,6 +86,7 @@ class BranchAndBound:
         self.nodes = 0
         self.use_prices = True  # bound each set with the capacity prices of .relax
         self.price_cache: dict[tuple[int, ...], np.ndarray | None] = {}  # per set
+        self.last_prices: np.ndarray | None = None  # of the set last priced by its LP
         self.bound = 0.0  # a lower bound on every assignment not yet searched
         self.root_bound = 0.0  # the bound at the root of the set being searched
         self.incumbent = self._score_best()
@@ -191,6 +192,20 @@ class BranchAndBound:
         of the idle-drawing instances and no instance outside ``allowed``."""
         return capacity_prices(self, allowed, float(self.idle_rate[required].sum()))
 
+    def _borrowed_bound(self, allowed: np.ndarray, required: np.ndarray) -> float:
+        """The set's root bound with the prices of the set last priced (any prices ≥ 0
+        give a valid bound: theirs on the instances of this set, scaled to its idle
+        rate), which spares most sets their own LP; -inf when there are none yet."""
+        if self.last_prices is None:
+            return -math.inf
+        prices = np.where(allowed[:, None], self.last_prices, 0.0)
+        rate = float(self.idle_rate[required].sum())
+        spent = float((prices * np.array(self.cap).T).sum())
+        if spent > rate:
+            prices *= rate / spent
+        search_set(self, allowed, required, prices, root_only=True)
+        return self.root_bound
+
     def set_root_bound(self, allowed: np.ndarray, required: np.ndarray,
                        prices: np.ndarray | None = None) -> float:
         """The bound at the root of one set's search (with ``prices``: the priced one),
@@ -221,8 +236,12 @@ class BranchAndBound:
             try:
                 key = () if required is None else tuple(required.tolist())
                 if not priced and self.use_prices and required is not None:
+                    if key not in cache and self._borrowed_bound(allowed, required) >= self.limit():
+                        continue  # another set's prices already bound it past the best
                     if key not in cache:
                         cache[key] = self.prices(allowed, required)
+                        if cache[key] is not None:
+                            self.last_prices = cache[key]
                     if cache[key] is not None:
                         search_set(self, allowed, required, cache[key], root_only=True)
                         heapq.heappush(line, (max(b, self.root_bound), j, True))

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 TIME_LIMIT_S = 10.0  # the default time of a call (s)
 EXACT_MAX_STEPS = 50
 EXACT_MAX_VARS = 500
-FIRST_EXACT_S, FIRST_EXACT_SHARE = 0.5, 0.05  # the first exact search: at most (s, share)
+FIRST_EXACT_S, FIRST_EXACT_SHARE = 1.0, 0.1  # the first exact search: at most (s, share)
 LOCAL_SHARE = 0.3  # of the time left then, for the local search
 _REL = 1e-9
 

@@ -103,6 +103,8 @@ def capacity_prices(bb: BranchAndBound, allowed: np.ndarray, rate: float
     for (i, c), y in zip(cap_rows, duals, strict=True):
         lam[i, c] = max(0.0, float(y))
     spent = float((lam * cap.T).sum())
+    if not np.isfinite(spent):
+        return None
     if spent > rate:  # the deadline's dual took part of the rate: stay within it
         lam *= rate / spent
     return lam if spent > 0 else None

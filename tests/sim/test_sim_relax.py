@@ -94,11 +94,16 @@ def test_priced_bound_is_below_every_schedule_of_its_set():
             r = SimulationResult.build(prob, "x", *run_schedule(prob, "assigned", list(assign)))
             key = tuple(sorted(set(assign)))
             best[key] = min(best.get(key, np.inf), r.energy_j)
+        others = [p for _b, a, r in bb._sets() if (p := bb.prices(a, r)) is not None]
+        assert others
         for _b, allowed, required in bb._sets():
             prices = bb.prices(allowed, required)
             bound = bb.set_root_bound(allowed, required, prices)
             key = tuple(required.tolist())
             assert bound <= best.get(key, np.inf) * (1 + 1e-9)
+            for borrowed in others:  # another set's prices, as the search borrows them
+                bb.last_prices, bb.incumbent = borrowed, np.inf
+                assert bb._borrowed_bound(allowed, required) <= best.get(key, np.inf) * (1 + 1e-9)
 
 
 def test_fifty_independent_steps_are_proven_with_prices():

@@ -39,7 +39,7 @@ import numpy as np
 
 from .branch import Timeout, search_set
 from .dag import longest_chain_s
-from .relax import capacity_prices
+from .relax import capacity_prices, within_rate
 
 if TYPE_CHECKING:
     from .optimal import _Search
@@ -84,7 +84,6 @@ class BranchAndBound:
         self.order = list(range(S)) if dag is None else dag.order
         self.cap = prob.cap
         self.nodes = 0
-        self.use_prices = True  # bound each set with the capacity prices of .relax
         self.price_cache: dict[tuple[int, ...], np.ndarray | None] = {}  # per set
         self.last_prices: np.ndarray | None = None  # of the set last priced by its LP
         self.bound = 0.0  # a lower bound on every assignment not yet searched
@@ -198,11 +197,8 @@ class BranchAndBound:
         rate), which spares most sets their own LP; -inf when there are none yet."""
         if self.last_prices is None:
             return -math.inf
-        prices = np.where(allowed[:, None], self.last_prices, 0.0)
-        rate = float(self.idle_rate[required].sum())
-        spent = float((prices * np.array(self.cap).T).sum())
-        if spent > rate:
-            prices *= rate / spent
+        prices = within_rate(self.last_prices, allowed, np.array(self.cap),
+                             float(self.idle_rate[required].sum()))
         search_set(self, allowed, required, prices, root_only=True)
         return self.root_bound
 
@@ -235,7 +231,7 @@ class BranchAndBound:
             self.root_bound = b
             try:
                 key = () if required is None else tuple(required.tolist())
-                if not priced and self.use_prices and required is not None:
+                if not priced and required is not None:
                     if key not in cache and self._borrowed_bound(allowed, required) >= self.limit():
                         continue  # another set's prices already bound it past the best
                     if key not in cache:

@@ -103,8 +103,16 @@ def capacity_prices(bb: BranchAndBound, allowed: np.ndarray, rate: float
     for (i, c), y in zip(cap_rows, duals, strict=True):
         lam[i, c] = max(0.0, float(y))
     spent = float((lam * cap.T).sum())
-    if not np.isfinite(spent):
+    if not np.isfinite(spent) or spent <= 0:
         return None
-    if spent > rate:  # the deadline's dual took part of the rate: stay within it
-        lam *= rate / spent
-    return lam if spent > 0 else None
+    return within_rate(lam, allowed, cap, rate)  # the deadline's dual may take part of it
+
+
+def within_rate(prices: np.ndarray, allowed: np.ndarray, cap: np.ndarray, rate: float
+                ) -> np.ndarray:
+    """``prices`` on the ``allowed`` instances only (0 elsewhere), scaled down where
+    Σ prices · capacity (``cap``: components × instances) passes ``rate``: then they bound
+    every schedule of that set."""
+    out = np.where(allowed[:, None], prices, 0.0)
+    spent = float((out * cap.T).sum())
+    return out * (rate / spent) if spent > rate else out

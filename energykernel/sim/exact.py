@@ -90,6 +90,14 @@ class BranchAndBound:
         self.root_bound = 0.0  # the bound at the root of the set being searched
         self.incumbent = self._score_best()
 
+    def again(self) -> BranchAndBound:
+        """A fresh search of the same problem from the best schedule found so far (the
+        sets' prices kept)."""
+        bb = BranchAndBound(self.prob, self.search, self.cost, self.runtime, self.ok,
+                            self.weight, self.search.deadline_s)
+        bb.price_cache = self.price_cache
+        return bb
+
     def limit(self) -> float:
         """What a schedule must beat to count: the best's objective, less a rounding margin."""
         inc = self.incumbent

@@ -230,14 +230,6 @@ def _heuristic(prob: Problem, search: _Search, weight: np.ndarray) -> None:
         size *= 2
 
 
-def _step_costs(prob: Problem, search: _Search, weight: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Per step and instance the objective of running it there, and whether it can."""
-    steps = np.asarray(prob.steps)
-    cost = _rates(prob, weight, prob.demand[steps]) * prob.duration_s[steps][:, None]
-    return cost, _feasible(prob, steps, search.deadline_s)
-
-
 def branch_and_bound(prob: Problem, search: _Search, weight: np.ndarray
                      ) -> BranchAndBound | None:
     """:mod:`.exact`'s search of ``prob`` from ``search``'s best schedule (None when some
@@ -245,7 +237,8 @@ def branch_and_bound(prob: Problem, search: _Search, weight: np.ndarray
     from .exact import BranchAndBound
 
     steps = np.asarray(prob.steps)
-    cost, ok = _step_costs(prob, search, weight)
+    cost = _rates(prob, weight, prob.demand[steps]) * prob.duration_s[steps][:, None]
+    ok = _feasible(prob, steps, search.deadline_s)
     runtime = prob.duration_s[steps][:, None] / prob.speed[None, :]
     if not (np.isfinite(cost[ok]).all() and np.isfinite(runtime[ok]).all()):
         return None
@@ -264,11 +257,7 @@ def _exact(prob: Problem, search: _Search, weight: np.ndarray, t_end: float
     if first is None:
         return False, 0  # overflowing costs: no exact search (the result check names them)
 
-    def search_for(limit_s: float, bb: BranchAndBound | None = None) -> tuple[bool, int]:
-        if bb is None:  # again, from the best found so far (the sets' prices are kept)
-            bb = branch_and_bound(prob, search, weight)
-            assert bb is not None
-            bb.price_cache = first.price_cache
+    def search_for(limit_s: float, bb: BranchAndBound) -> tuple[bool, int]:
         done = bb.run(limit_s)
         search.exact_bound = max(search.exact_bound, bb.bound)
         return done, bb.nodes
@@ -278,10 +267,10 @@ def _exact(prob: Problem, search: _Search, weight: np.ndarray, t_end: float
     if done:
         return True, nodes
     idle_rate = prob.idle_w * prob.pue * weight
-    LocalSearch(prob, search, *_step_costs(prob, search, weight), idle_rate).run(
+    LocalSearch(prob, search, first.cost, first.ok, idle_rate).run(
         time.perf_counter() + LOCAL_SHARE * left,
         target=-np.inf if search.varying else search.exact_bound)
-    done, more = search_for(max(0.0, t_end - time.perf_counter()))
+    done, more = search_for(max(0.0, t_end - time.perf_counter()), first.again())
     return done, nodes + more
 
 

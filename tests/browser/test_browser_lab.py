@@ -229,14 +229,17 @@ def test_badges_status_bar_and_toggle(_extension_installed, page, lab, kernel_id
     assert again[3]["badge"] is None
 
     # Auto mode typed by hand: the command's state and the toolbar button follow it.
+    from playwright.sync_api import expect
+
     kernel_idle()  # the reloaded page has its kernel connection back before a cell runs
     for typed, on in (("%energy auto on", True), ("%energy auto off", False)):
         page.evaluate(_TYPE_AND_RUN, [typed, TIMEOUT_MS])
         kernel_idle()
         page.wait_for_function(f"() => {_TOGGLED[6:]} === {'true' if on else 'false'}")
-        pressed = page.locator(".ek-auto-button .jp-ToolbarButtonComponent, "
-                               ".ek-auto-button button").first.get_attribute("aria-pressed")
-        assert pressed == ("true" if on else "false"), (typed, pressed)
+        # the button is a React widget: its pressed state is drawn on a later frame
+        button = page.locator(".ek-auto-button .jp-ToolbarButtonComponent, "
+                              ".ek-auto-button button").first
+        expect(button).to_have_attribute("aria-pressed", "true" if on else "false")
 
 
 def _screenshot(page, artifacts: Path) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .choose import NC, fits, releaser
+from .inorder import NodeMemo, pooled_span, queue_slack
 
 if TYPE_CHECKING:
     from .exact import BranchAndBound
@@ -61,8 +62,7 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
     capsum = bb.capacity(allowed).tolist()
     cap = bb.cap
     kind, demand = bb.kind, bb.demand
-    # per step its demanded components and amounts
-    dem_of = [[(c, d) for c, d in enumerate(demand[k]) if d] for k in kind]
+    dem_of = bb.dem_of
     comps = [c for c in range(NC) if capsum[c] > 0 and any(demand[k][c] for k in kind)]
     idle_rate = bb.idle_rate.tolist()
     need = [False] * n
@@ -230,6 +230,14 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
                 span = f
         return cheapest, span, top, head_opts, head_m
 
+    # Steps without dependencies start in index order (:mod:`.inorder`): the pooled
+    # queue bounds the makespan, and a node another dominates is not searched.
+    in_order = bb.prob.dag is None
+    memo = NodeMemo() if in_order else None
+    slack = queue_slack(bb, capsum)
+    # per step the least real cost of it and every later step (all unplaced when it heads)
+    real_left = np.append(np.cumsum(real_m.min(axis=1)[::-1])[::-1], 0.0).tolist()
+
     def node_bound(limit: float, head: int) -> tuple[float, float, list, float]:
         """(bound, makespan bound, the head step's options left, the time-only bound
         without the head's cost) of this node.
@@ -240,7 +248,10 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
         option's extra cost + R × its runtime; the time-only bounds (ends so far; per
         component, and in the second pass per instance, the work over capacity) bound it
         too. The second pass drops every option whose extra cost alone lifts the
-        time-only bound to ``limit`` and prices again with the options left.
+        time-only bound to ``limit`` and prices again with the options left. Steps without
+        dependencies have the pooled queue's makespan (:mod:`.inorder`) as a bound too,
+        tried first unpriced: each step's cheapest real cost + the set's idle rate × it
+        (the prices may leave the makespan little of the idle rate to charge).
         """
         now, cost0 = st["now"], st["cost"]
         rate = bound_rate if bound_rate is not None else sum(
@@ -252,6 +263,13 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
             cost0 += sum(price[i][c] * w for c, i, w in running_work)
             cost0 += (fixed_idle - rate) * now
         lb, span, gap = -math.inf, 0.0, math.inf
+        if in_order:
+            span = pooled_span(bb, capsum, slack, [(e, k) for e, _s, _i, k in heap if e > now],
+                               now, st["maxend"], head, minrt)
+            if fixed_idle is not None:  # the plain bound: cheapest real costs + idle × span
+                lb = st["cost"] + real_left[head] + fixed_idle * span
+                if lb >= limit:
+                    return lb, span, [], math.inf
         out: tuple = ([], math.inf)
         floor = minc[:]  # per step its cheapest option still open
         for _ in range(2):
@@ -289,6 +307,11 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
             leaf()
             return
         if s == -2:
+            return
+        if memo is not None and depth and memo.beaten(
+                s, tuple(i for i in range(n) if used[i]),
+                [(i, k, e) for e, _s, i, k in heap if e > st["now"]],
+                st["now"], st["cost"], st["maxend"]):
             return
         limit = bb.limit()
         lb, span, opts, base = node_bound(limit, s)
@@ -332,4 +355,8 @@ def search_set(bb: BranchAndBound, allowed: np.ndarray, required: np.ndarray | N
             st.clear()
             st.update(snap[6])
 
-    dfs(0)
+    try:
+        dfs(0)
+    finally:
+        if memo is not None:
+            bb.dominated += memo.beaten_count

@@ -14,7 +14,9 @@ makespan), which makes the bound tight from the root. A node's bound
 (:mod:`.branch`, which searches one set) is the cost so far + each unplaced step's cheapest
 cost in *U* + idle(*U*) × the longest path of steps, a step on the path priced at its extra
 cost + idle rate × runtime; the makespan is also bounded by the ends so far and, per
-component and per instance, by the work left over the capacity. Before a set is searched
+component and per instance, by the work left over the capacity, and, for steps without
+dependencies, by the pooled queue of :mod:`.inorder` (the waits behind a step that does
+not fit yet), where a node that another dominates is also cut. Before a set is searched
 its root is bounded again with the capacity prices of its LP relaxation (:mod:`.relax`: a
 step's cost on an instance then carries the capacity it takes there, and the makespan is
 charged the idle rate the prices leave), the set goes back in line at that bound, and its
@@ -39,6 +41,7 @@ import numpy as np
 
 from .branch import Timeout, search_set
 from .dag import longest_chain_s
+from .inorder import pooled_span, queue_slack
 from .relax import capacity_prices, within_rate
 
 if TYPE_CHECKING:
@@ -78,12 +81,16 @@ class BranchAndBound:
         self.kind = list(steps)
         self.pairs = [prob.dem_pairs[k] for k in steps]
         self.demand = prob.demand.tolist()
+        # per kind and per step its demanded components and amounts
+        self.dem_of_kind = [[(c, d) for c, d in enumerate(row) if d] for row in self.demand]
+        self.dem_of = [self.dem_of_kind[k] for k in self.kind]
         dag = prob.dag
         self.preds: list[tuple[int, ...]] = [()] * S if dag is None else dag.preds
         self.succ: list[list[int]] = [[] for _ in range(S)] if dag is None else dag.succ
         self.order = list(range(S)) if dag is None else dag.order
         self.cap = prob.cap
         self.nodes = 0
+        self.dominated = 0  # nodes another dominated (:mod:`.inorder`)
         self.price_cache: dict[tuple[int, ...], np.ndarray | None] = {}  # per set
         self.last_prices: np.ndarray | None = None  # of the set last priced by its LP
         self.bound = 0.0  # a lower bound on every assignment not yet searched
@@ -175,7 +182,7 @@ class BranchAndBound:
         area, capsum = self._areas(allowed)
         with np.errstate(divide="ignore", invalid="ignore"):
             per = np.where(capsum > 0, area.sum(axis=0) / capsum, 0.0)
-        span = max(span, float(per.max()) if len(per) else 0.0)
+        span = max(span, float(per.max()) if len(per) else 0.0, self.queue_makespan(allowed))
         if span > self.deadline:
             return math.inf
         idle = float(self.idle_rate[required].sum()) if required is not None else 0.0
@@ -194,10 +201,21 @@ class BranchAndBound:
         """Per component the capacity of the ``allowed`` instances together."""
         return (np.array(self.cap).T * allowed[:, None]).sum(axis=0)
 
+    def queue_makespan(self, allowed: np.ndarray) -> float:
+        """A lower bound on the makespan of every schedule on ``allowed`` (steps without
+        dependencies: the queueing rule on the set pooled, :func:`.inorder.pooled_span`;
+        0 with dependencies)."""
+        if self.prob.dag is not None:
+            return 0.0
+        capsum = self.capacity(allowed).tolist()
+        minrt = np.where(allowed[None, :], self.runtime, np.inf).min(axis=1).tolist()
+        return pooled_span(self, capsum, queue_slack(self, capsum), [], 0.0, 0.0, 0, minrt)
+
     def prices(self, allowed: np.ndarray, required: np.ndarray) -> np.ndarray | None:
         """The capacity prices (:mod:`.relax`) of the set that uses exactly ``required``
         of the idle-drawing instances and no instance outside ``allowed``."""
-        return capacity_prices(self, allowed, float(self.idle_rate[required].sum()))
+        return capacity_prices(self, allowed, float(self.idle_rate[required].sum()),
+                               self.queue_makespan(allowed))
 
     def _borrowed_bound(self, allowed: np.ndarray, required: np.ndarray) -> float:
         """The set's root bound with the prices of the set last priced (any prices ≥ 0

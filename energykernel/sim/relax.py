@@ -5,7 +5,9 @@ of *U*). The relaxation lets a step be split across instances (x[s, i] ≥ 0, Σ
 asks every instance to do its share of the work within the makespan (per component:
 Σ_s x[s, i] · demand[s, c] · runtime[s, i] ≤ capacity[i, c] · M) and the makespan to
 follow every chain of steps (start potentials t: t[s] ≥ t[p] + Σ_i x[p, i] · runtime[p, i],
-M ≥ t[s] + Σ_i x[s, i] · runtime[s, i]), M ≤ the deadline.
+M ≥ t[s] + Σ_i x[s, i] · runtime[s, i]), M ≤ the deadline, and M ≥ any lower bound on
+the makespan given (for steps without dependencies the pooled queue of :mod:`.inorder`,
+whose waits the split steps would not see).
 
 Its duals on the capacity rows are *prices* λ[i, c] ≥ 0 (objective units per
 capacity-second). For any prices with Σ λ · capacity ≤ R, every schedule's objective is at
@@ -32,11 +34,12 @@ if TYPE_CHECKING:
     from .exact import BranchAndBound
 
 
-def capacity_prices(bb: BranchAndBound, allowed: np.ndarray, rate: float
-                    ) -> np.ndarray | None:
+def capacity_prices(bb: BranchAndBound, allowed: np.ndarray, rate: float,
+                    least_makespan_s: float = 0.0) -> np.ndarray | None:
     """λ (instances × components, objective units per capacity-second) from the LP
-    relaxation of the set ``allowed`` at idle rate ``rate`` (module docstring), scaled so
-    that Σ λ · capacity ≤ ``rate``; None when the LP gives none (no idle rate, no solution)."""
+    relaxation of the set ``allowed`` at idle rate ``rate`` (module docstring; its makespan
+    at least ``least_makespan_s``), scaled so that Σ λ · capacity ≤ ``rate``; None when the
+    LP gives none (no idle rate, no solution)."""
     if rate <= 0:
         return None
     from scipy.optimize import linprog
@@ -95,7 +98,8 @@ def capacity_prices(bb: BranchAndBound, allowed: np.ndarray, rate: float
     objective = np.concatenate([bb.cost[s_of, i_of], np.zeros(S), [rate]])
     deadline = None if bb.deadline == math.inf else bb.deadline
     res = linprog(objective, A_ub=a_ub, b_ub=np.zeros(n_rows), A_eq=a_eq, b_eq=np.ones(S),
-                  bounds=[(0, 1)] * nx + [(0, None)] * S + [(0, deadline)], method="highs")
+                  bounds=[(0, 1)] * nx + [(0, None)] * S + [(least_makespan_s, deadline)],
+                  method="highs")
     if res.status != 0:
         return None
     duals = -np.asarray(res.ineqlin.marginals)[n_rows - len(cap_rows):]

@@ -12,6 +12,18 @@ from energykernel.sim.result import SimulationResult
 from energykernel.sim.schedule import run_schedule
 
 
+def exact_search(env, wf, deadline_s=None):
+    """(problem, optimal's branch and bound) for a case, started from its heuristics."""
+    from energykernel.sim import optimal as opt
+    from energykernel.sim.schedule import compile_problem
+
+    prob = compile_problem(env, wf)
+    _, weight = opt._weights(prob, "energy")
+    search = opt._Search(prob, weight, deadline_s)
+    opt._heuristic(prob, search, weight)
+    return prob, opt.branch_and_bound(prob, search, weight)
+
+
 def brute_force(prob, deadline_s=None, carbon=False) -> float:
     """The least objective over every assignment that fits (and meets the deadline)."""
     best = np.inf

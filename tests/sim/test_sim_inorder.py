@@ -8,20 +8,11 @@ import itertools
 
 import numpy as np
 import pytest
-from fakes.schedules import brute_force, capacity_case
+from fakes.schedules import brute_force, capacity_case, exact_search
 
 from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow
-from energykernel.sim import optimal as opt
 from energykernel.sim.inorder import NodeMemo
-from energykernel.sim.schedule import compile_problem, run_schedule
-
-
-def _bb(env, wf):
-    prob = compile_problem(env, wf)
-    _, weight = opt._weights(prob, "energy")
-    search = opt._Search(prob, weight, None)
-    opt._heuristic(prob, search, weight)
-    return prob, opt.branch_and_bound(prob, search, weight)
+from energykernel.sim.schedule import run_schedule
 
 
 def test_the_pooled_queue_sees_the_wait_behind_a_step_that_does_not_fit():
@@ -31,7 +22,7 @@ def test_the_pooled_queue_sees_the_wait_behind_a_step_that_does_not_fit():
     env = ComputeEnvironment([ComputeInstance("A", {"cpu": Resource(2, 1.0)})])
     wf = Workflow([Task("a", 10.0, {"cpu": 1}), Task("b", 10.0, {"cpu": 2}),
                    Task("c", 10.0, {"cpu": 1})])
-    _prob, bb = _bb(env, wf)
+    _prob, bb = exact_search(env, wf)
     assert bb.queue_makespan(np.array([True])) == pytest.approx(30.0)
     assert env.run(wf, "monitor").makespan_s == pytest.approx(30.0)
 
@@ -39,7 +30,7 @@ def test_the_pooled_queue_sees_the_wait_behind_a_step_that_does_not_fit():
 def test_no_pooled_bound_with_dependencies():
     env = ComputeEnvironment([ComputeInstance("A", {"cpu": Resource(2, 1.0)})])
     wf = Workflow([Task("a", 10.0, {"cpu": 1}), Task("b", 10.0, {"cpu": 2}, after=("a",))])
-    _prob, bb = _bb(env, wf)
+    _prob, bb = exact_search(env, wf)
     assert bb.queue_makespan(np.array([True])) == 0.0
 
 
@@ -50,7 +41,7 @@ def test_the_pooled_makespan_is_below_every_schedule_and_above_the_work_bound():
     above = 0
     for seed in range(6):
         env, wf = capacity_case(np.random.default_rng(900 + seed))
-        prob, bb = _bb(env, wf)
+        prob, bb = exact_search(env, wf)
         steps = np.arange(bb.S)
         for assign in itertools.product(range(prob.n), repeat=bb.S):
             if not bb.ok[steps, list(assign)].all():
@@ -100,7 +91,7 @@ def test_dominance_prunes_and_the_optimum_stays_the_brute_force_one():
         durations, cpus = (10.0, 20.0, 5.0), (1.0, 2.0, 1.0)
         wf = Workflow([Task(f"t{k}", durations[int(rng.integers(0, 3))],
                             {"cpu": cpus[int(rng.integers(0, 3))]}) for k in range(9)])
-        prob, bb = _bb(env, wf)
+        prob, bb = exact_search(env, wf)
         bb.incumbent = np.inf
         assert bb.run(30.0)
         assert bb.incumbent == pytest.approx(brute_force(prob), rel=1e-9)

@@ -5,19 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from fakes.schedules import brute_force, capacity_case, independent_case
+from fakes.schedules import brute_force, capacity_case, exact_search, independent_case
 
 from energykernel.sim import ComputeEnvironment, ComputeInstance, Resource, Task, Workflow
-from energykernel.sim import optimal as opt
-from energykernel.sim.schedule import compile_problem
-
-
-def _search(env, wf, deadline_s=None):
-    prob = compile_problem(env, wf)
-    _, weight = opt._weights(prob, "energy")
-    search = opt._Search(prob, weight, deadline_s)
-    opt._heuristic(prob, search, weight)
-    return prob, opt.branch_and_bound(prob, search, weight)
 
 
 def _two_instances():
@@ -34,7 +24,7 @@ def _two_instances():
 
 
 def test_prices_lift_the_root_bound_to_the_hand_computed_optimum():
-    _prob, bb = _search(*_two_instances())
+    _prob, bb = exact_search(*_two_instances())
     both = np.array([True, True])
     required = np.array([0, 1])
     assert bb.set_root_bound(both, required) == pytest.approx(220.0)
@@ -47,17 +37,17 @@ def test_no_prices_where_capacity_does_not_bind():
     env = ComputeEnvironment([
         ComputeInstance("A", {"cpu": Resource(8, 1.0)}, idle_power_w=10.0),
         ComputeInstance("B", {"cpu": Resource(8, 3.0)}, idle_power_w=10.0)])
-    _prob, bb = _search(env, Workflow([Task("t0", 10.0, {"cpu": 1})]))
+    _prob, bb = exact_search(env, Workflow([Task("t0", 10.0, {"cpu": 1})]))
     assert bb.prices(np.array([True, True]), np.array([0, 1])) is None
     # without idle power nothing is charged to the makespan: no prices either
-    _prob, bb = _search(*_two_instances())
+    _prob, bb = exact_search(*_two_instances())
     assert bb.prices(np.array([True, True]), np.array([], dtype=np.int64)) is None
 
 
 @pytest.mark.parametrize("seed", range(16))
 def test_priced_search_finds_and_proves_the_brute_force_optimum(seed):
     env, wf = capacity_case(np.random.default_rng(700 + seed))
-    prob, bb = _search(env, wf)
+    prob, bb = exact_search(env, wf)
     cap = np.array(prob.cap).T
     priced = 0
     for _b, allowed, required in bb._sets():
@@ -86,7 +76,7 @@ def test_priced_bound_is_below_every_schedule_of_its_set():
 
     for seed in range(4):
         env, wf = capacity_case(np.random.default_rng(800 + seed))
-        prob, bb = _search(env, wf)
+        prob, bb = exact_search(env, wf)
         best: dict[tuple, float] = {}
         for assign in itertools.product(range(prob.n), repeat=len(prob.steps)):
             if not bb.ok[np.arange(len(assign)), list(assign)].all():
